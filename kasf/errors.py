@@ -16,3 +16,7 @@ class ConfigError(KasfError, ValueError):
 
 class CheckpointError(KasfError):
     """A checkpoint file that cannot be read, is of an unknown kind, or does not fit the model."""
+
+
+class DataError(KasfError):
+    """A data file that is missing, malformed or inconsistent (the message names the key)."""

@@ -1,0 +1,2 @@
+"""Data: the authors' prepared pickles (SportsPose, WorldPose), the embedded motion capture,
+and 27-frame clips for training and evaluation."""
