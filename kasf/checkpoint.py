@@ -103,7 +103,9 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _torch_load(path: Path) -> Any:
+def read_checkpoint_payload(path: str | Path) -> Any:
+    """The raw torch.load(weights_only=True) content of a checkpoint file, errors explained."""
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
@@ -125,7 +127,7 @@ def read_checkpoint(path: str | Path, config: ModelConfig | str | Path | None = 
     """Read a kasf or authors' checkpoint. config: for the authors' format, their YAML path (or a
     preset name / ModelConfig); for kasf's, optional, and it must then agree with the file."""
     path = Path(path)
-    payload = _torch_load(path)
+    payload = read_checkpoint_payload(path)
     if isinstance(payload, Mapping) and payload.get("format") == FORMAT:
         return _from_kasf(path, payload, config)
     if isinstance(payload, Mapping) and _is_state_dict(payload.get("model")):
@@ -209,8 +211,9 @@ def load_model(checkpoint: str | Path, config: ModelConfig | str | Path | None =
 
 def save_checkpoint(path: str | Path, model: KASportsFormer,
                     normalization: ScreenNormalization = ScreenNormalization(),
-                    source: Mapping[str, Any] | None = None) -> Path:
-    """Write a kasf checkpoint atomically (a crash never leaves a half-written file)."""
+                    source: Mapping[str, Any] | None = None, training: Mapping[str, Any] | None = None) -> Path:
+    """Write a kasf checkpoint atomically (a crash never leaves a half-written file).
+    training: optimiser, scheduler and progress state for resuming (plain types and tensors)."""
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -222,6 +225,8 @@ def save_checkpoint(path: str | Path, model: KASportsFormer,
         "source": dict(source or {}),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
+    if training is not None:
+        payload["training"] = dict(training)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)

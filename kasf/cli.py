@@ -7,8 +7,11 @@ Exit codes: 0 success, 1 a kasf error (bad input, file or config; the message sa
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -22,6 +25,10 @@ EXAMPLES = """examples:
   kasf info --preset paper
   kasf info checkpoint.pt
   kasf convert their_best.pth --config their_config.yaml -o kasf_model.pt
+  kasf train --preset small --time-limit 15 --out runs/mocap
+  kasf train --data sportspose.pkl --preset paper --epochs 800 --out runs/sp
+  kasf train --out runs/mocap --resume
+  kasf eval runs/mocap/best.pt --flip --json runs/mocap/test.json
 """
 
 
@@ -71,6 +78,77 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default="mocap",
+                      help="'mocap' (the embedded motion capture, default) or an authors'-format pickle")
+    data.add_argument("--dataset", choices=["sportspose", "worldpose"],
+                      help="resolution table of a pickle (default: SportsPose if it has camera names)")
+    data.add_argument("--validation-fraction", type=float, default=0.1,
+                      help="share of a pickle's training sequences held out for validation (default 0.1)")
+    data.add_argument("--split-seed", type=int, default=0, help="seed of that hold-out (default 0)")
+    data.add_argument("--motion-dir", help="DeepMimic motion directory (default: the installed pybullet_data)")
+    data.add_argument("--cameras", type=int, default=8, help="virtual cameras per motion (mocap; default 8)")
+    data.add_argument("--noise-px", type=float, default=0.0,
+                      help="detector-like 2D noise in pixels (mocap; default 0: ground-truth 2D)")
+
+
+def _load_splits(args: argparse.Namespace, n_frames: int):
+    from .data.splits import load_splits
+
+    mocap = {"motion_dir": args.motion_dir, "cameras_per_motion": args.cameras, "noise_px": args.noise_px}
+    if args.data != "mocap":
+        mocap = {}
+    splits = load_splits(args.data, args.dataset, n_frames, args.validation_fraction, args.split_seed, **mocap)
+    if os.environ.get("RANK", "0") == "0":
+        for note in splits.notes:
+            print(f"note: {note}", file=sys.stderr)
+    return splits
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .checkpoint import read_checkpoint_payload
+    from .config import ModelConfig, resolve_config
+    from .train import LAST, TrainConfig, fit
+
+    out = Path(args.out)
+    if args.resume:
+        config = ModelConfig.from_dict(read_checkpoint_payload(out / LAST)["config"])
+    else:
+        config = resolve_config(args.config or args.preset)
+    train_config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, num_workers=args.workers,
+        flip=not args.no_flip, steps_per_epoch=args.steps_per_epoch,
+        time_limit_s=None if args.time_limit is None else 60 * args.time_limit)
+    splits = _load_splits(args, config.n_frames)
+    main_process = os.environ.get("RANK", "0") == "0"
+    log = print if main_process else (lambda message: None)
+    log(f"clips: train {len(splits.train)}, validation {len(splits.validation)}, test {len(splits.test)}")
+    torch.manual_seed(args.seed)
+    model = build_model(config)
+    result = fit(model, splits, train_config, out, resume=args.resume, device=args.device,
+                 progress=not args.no_progress, log=log)
+    log(f"stopped by {result.stopped}; best validation MPJPE {result.best_metric:.2f} at epoch "
+          f"{result.best_epoch + 1}; checkpoints in {out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .checkpoint import load_model
+    from .evaluate import evaluate_clips, format_report
+
+    model = load_model(args.checkpoint, args.config, device=args.device)
+    splits = _load_splits(args, model.config.n_frames)
+    clips = getattr(splits, args.split)
+    report = evaluate_clips(model, clips, flip=args.flip, device=args.device)
+    print(format_report(report, f"{args.checkpoint} on {args.data} {args.split}{' (test-time flip)' if args.flip else ''}"))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kasf", description=__doc__.splitlines()[0], epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -92,6 +170,37 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--config", required=True, help="their training YAML (hyper-parameters)")
     convert.add_argument("-o", "--output", required=True, help="the kasf checkpoint to write (.pt)")
     convert.set_defaults(run=cmd_convert)
+
+    train = commands.add_parser("train", help="train on the embedded motion capture or SportsPose/WorldPose",
+                                description="Train with the paper's schedule (AdamW 5e-4, warm-up 10 epochs, "
+                                            "plateau decay 0.9, early stopping), selected on validation.")
+    model = train.add_mutually_exclusive_group()
+    model.add_argument("--preset", choices=sorted(PRESETS), default="small", help="model preset (default small)")
+    model.add_argument("--config", help="model YAML (kasf's or the authors')")
+    train.add_argument("--out", required=True, help="run directory: best.pt, last.pt, log.csv, tensorboard/")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    train.add_argument("--epochs", type=int, default=800, help="maximum epochs (default 800)")
+    train.add_argument("--time-limit", type=float, help="minutes; no epoch starts that would end past it")
+    train.add_argument("--batch-size", type=int, default=32, help="global batch (default 32)")
+    train.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
+    train.add_argument("--seed", type=int, default=0, help="seed of initialisation, order and flips (default 0)")
+    train.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
+    train.add_argument("--steps-per-epoch", type=int, help="cap on optimiser steps per epoch")
+    train.add_argument("--no-flip", action="store_true", help="no flip augmentation")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    _add_data_arguments(train)
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="the paper's tables (MPJPE, P-MPJPE in mm) for a checkpoint")
+    evaluate.add_argument("checkpoint", help="a kasf or authors' checkpoint")
+    evaluate.add_argument("--config", help="the authors' YAML (for their checkpoints)")
+    evaluate.add_argument("--split", choices=["test", "validation"], default="test", help="default test")
+    evaluate.add_argument("--flip", action="store_true", help="test-time flip augmentation")
+    evaluate.add_argument("--json", help="also write the report as JSON here")
+    evaluate.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    _add_data_arguments(evaluate)
+    evaluate.set_defaults(run=cmd_eval)
     return parser
 
 

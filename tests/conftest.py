@@ -23,3 +23,45 @@ def clip() -> torch.Tensor:
 @pytest.fixture
 def golden() -> dict[str, np.ndarray]:
     return dict(np.load(AUTHORS_IO))
+
+
+def authors_split(lengths: dict[str, int], seed: int = 0, evaluation: bool = True, camera: str | None = "outdoors",
+                  confidence: bool = False) -> dict[str, np.ndarray]:
+    """One split in the authors' source format: smooth random 3D motion seen by a pinhole camera."""
+    rng = np.random.default_rng(seed)
+    sources = np.concatenate([[name] * n for name, n in lengths.items()])
+    n = len(sources)
+    rest = rng.normal(scale=0.3, size=(17, 3))
+    drift = np.cumsum(rng.normal(scale=0.01, size=(n, 17, 3)), axis=0)
+    world = rest + drift + np.array([0.0, 0.0, 5.0])              # metres, 5 m in front of the camera
+    focal, centre = 1000.0, np.array([656.0, 608.0])
+    uv = focal * world[..., :2] / world[..., 2:] + centre
+    depth = (world[..., 2] - world[:, :1, 2]) * focal / world[:, :1, 2]
+    joint3d_image = np.concatenate([uv, depth[..., None]], axis=-1).astype(np.float32)
+    factor = (world[:, 0, 2] * 1000.0 / focal).astype(np.float32)
+    split = {"joint_2d": uv.astype(np.float32), "joint3d_image": joint3d_image, "source": sources}
+    if camera is not None:
+        split["camera_name"] = np.array([camera] * n)
+    if confidence:
+        split["confidence"] = rng.uniform(0.2, 1.0, size=(n, 17)).astype(np.float32)
+    if evaluation:
+        split["action"] = np.array([name.split("_")[-1] for name in sources])
+        split["2.5d_factor"] = factor
+        split["joints_2.5d_image"] = joint3d_image * factor[:, None, None]
+    return split
+
+
+@pytest.fixture
+def source_pickle(tmp_path):
+    """A small SportsPose-format pickle: 6 training sequences, 3 test sequences."""
+    import pickle
+
+    data = {
+        "train": authors_split({f"S{i}_train_{a}": 60 + 7 * i for i, a in enumerate("abcdef", start=1)},
+                               seed=1, evaluation=False),
+        "test": authors_split({"S2_jump": 54, "S4_run": 30, "S7_throw": 20}, seed=2),
+    }
+    path = tmp_path / "source.pkl"
+    with open(path, "wb") as handle:
+        pickle.dump(data, handle)
+    return path
