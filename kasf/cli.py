@@ -19,7 +19,7 @@ from . import __version__
 from .checkpoint import build_from_checkpoint, convert_authors_checkpoint, read_checkpoint, unused_authors_parameters
 from .config import PRESETS
 from .errors import KasfError
-from .model import build_model
+from .model import build_model, count_parameters
 
 EXAMPLES = """examples:
   kasf info --preset paper
@@ -30,10 +30,6 @@ EXAMPLES = """examples:
   kasf train --out runs/mocap --resume
   kasf eval runs/mocap/best.pt --flip --json runs/mocap/test.json
 """
-
-
-def _count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -49,11 +45,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     config = model.config
     for key, value in config.to_dict().items():
         print(f"  {key:<24}{value}")
-    total = _count(model)
+    total = count_parameters(model)
     print(f"parameters     {total:,} (the authors' code builds {total + unused_authors_parameters(config):,}: "
           f"{unused_authors_parameters(config):,} more in LayerNorms no output depends on)")
     for name in ("limb_fus", "blocks", "head"):
-        print(f"  {name:<12} {_count(getattr(model, name)):,}")
+        print(f"  {name:<12} {count_parameters(getattr(model, name)):,}")
     if args.threads:
         torch.set_num_threads(args.threads)
     clip = torch.zeros(args.batch, config.n_frames, 17, 3)
@@ -74,7 +70,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     path = convert_authors_checkpoint(args.checkpoint, args.config, args.output)
     model = build_from_checkpoint(read_checkpoint(path))
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {_count(model):,} parameters)")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {count_parameters(model):,} parameters)")
     return 0
 
 

@@ -10,6 +10,7 @@ from .data.clips import ClipSet
 from .metrics import evaluate
 from .model import predict_with_flip
 from .skeleton import JOINT_NAMES
+from .table import render_table
 
 
 @torch.no_grad()
@@ -44,17 +45,13 @@ def evaluate_clips(model: nn.Module, clips: ClipSet, flip: bool = False, batch_s
 def format_report(report: dict, title: str = "") -> str:
     """The report as plain-text tables: overall, per action, per joint."""
     unit = report["unit"]
-    lines = [title] if title else []
-    lines.append(f"{'clips':<26}{report['clips']:>10}")
-    for key in ("mpjpe", "p_mpjpe", "action_mean_mpjpe", "action_mean_p_mpjpe", "upper_body", "lower_body",
-                "acceleration_error"):
-        if report.get(key) is not None:
-            lines.append(f"{key + ' (' + unit + ')':<26}{report[key]:>10.2f}")
-    if "per_action_mpjpe" in report and len(report["per_action_mpjpe"]) > 1:
-        lines.append(f"\n{'action':<26}{'MPJPE':>10}{'P-MPJPE':>10}")
-        for action, value in report["per_action_mpjpe"].items():
-            lines.append(f"{action:<26}{value:>10.2f}{report['per_action_p_mpjpe'][action]:>10.2f}")
+    summary = [(key, report[key]) for key in ("mpjpe", "p_mpjpe", "action_mean_mpjpe", "action_mean_p_mpjpe",
+                                               "upper_body", "lower_body", "acceleration_error")
+               if report.get(key) is not None]
+    parts = [render_table(["metric", unit], [("clips", report["clips"]), *summary], title=title)]
+    if len(report.get("per_action_mpjpe", {})) > 1:
+        parts.append(render_table(["action", "MPJPE", "P-MPJPE"],
+                                  [(a, v, report["per_action_p_mpjpe"][a]) for a, v in report["per_action_mpjpe"].items()]))
     if "per_joint" in report:
-        lines.append(f"\n{'joint':<26}{'MPJPE':>10}")
-        lines.extend(f"{name:<26}{report['per_joint'][name]:>10.2f}" for name in JOINT_NAMES)
-    return "\n".join(lines)
+        parts.append(render_table(["joint", "MPJPE"], [(name, report["per_joint"][name]) for name in JOINT_NAMES]))
+    return "\n\n".join(parts)

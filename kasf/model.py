@@ -112,6 +112,10 @@ def build_model(config: ModelConfig | str = "paper") -> KASportsFormer:
     return KASportsFormer(resolve_config(config))
 
 
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
 def _tracing() -> bool:
     return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
 

@@ -164,7 +164,8 @@ def fit(model: nn.Module, splits: Splits, config: TrainConfig = TrainConfig(), o
 
     With out_dir: best.pt (best validation weights), last.pt (everything needed to resume),
     log.csv and TensorBoard events there; checkpoints are KASportsFormer-only and written
-    atomically. resume=True continues from out_dir/last.pt.
+    atomically. resume=True continues from out_dir/last.pt. On return the model holds the
+    best validation weights.
     """
     world = Distributed.from_environment()
     if world.world_size > 1 and str(device) == "cuda":
@@ -175,6 +176,7 @@ def fit(model: nn.Module, splits: Splits, config: TrainConfig = TrainConfig(), o
     scheduler = WarmupPlateau(optimizer, config.lr, config.warmup_epochs, config.lr_decay, config.plateau_patience)
     history: list[dict[str, float]] = []
     start_epoch, best_metric, best_epoch, stale = 0, math.inf, -1, 0
+    best_state = None
     if resume:
         if out is None or not (out / LAST).is_file():
             raise CheckpointError(f"nothing to resume: {out / LAST if out else 'no output directory'} does not exist")
@@ -187,6 +189,8 @@ def fit(model: nn.Module, splits: Splits, config: TrainConfig = TrainConfig(), o
         history = list(state["history"])
         start_epoch, best_metric, best_epoch, stale = (state["epoch"] + 1, state["best_metric"],
                                                        state["best_epoch"], state["stale_epochs"])
+        if (out / BEST).is_file():
+            best_state = read_checkpoint_payload(out / BEST)["state_dict"]
         log(f"resuming after epoch {state['epoch']} (best validation {best_metric:.3f} at epoch {best_epoch})")
 
     train_model = model
@@ -247,6 +251,7 @@ def fit(model: nn.Module, splits: Splits, config: TrainConfig = TrainConfig(), o
         improved = metric < best_metric
         if improved:
             best_metric, best_epoch, stale = metric, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
         epoch_seconds = time.monotonic() - epoch_start
@@ -267,6 +272,8 @@ def fit(model: nn.Module, splits: Splits, config: TrainConfig = TrainConfig(), o
             break
     if writer is not None:
         writer.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
     return TrainResult(history, best_epoch, best_metric, stopped)
 
 

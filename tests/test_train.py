@@ -126,7 +126,8 @@ def test_eval_cli_prints_tables_and_writes_json(source_pickle, tmp_path):
     result = _kasf("eval", tmp_path / "run" / "best.pt", "--data", source_pickle, "--validation-fraction", "0.3",
                    "--flip", "--json", tmp_path / "report.json")
     assert result.returncode == 0, result.stderr
-    assert "p_mpjpe (mm)" in result.stdout and "action_mean_mpjpe (mm)" in result.stdout
+    assert "metric                   mm" in result.stdout
+    assert "p_mpjpe" in result.stdout and "action_mean_mpjpe" in result.stdout
     assert "right_ankle" in result.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["flip"] is True and set(report["per_action_mpjpe"]) == {"jump", "run", "throw"}
