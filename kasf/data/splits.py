@@ -64,12 +64,13 @@ def load_splits(data: str | Path = "mocap", dataset: str | None = None, n_frames
     data: "mocap" for the embedded motion capture (mocap_options go to load_mocap_source), or
     the path of an authors'-format pickle; dataset names its resolution table (inferred: a
     camera_name key means SportsPose). Validation comes from held-out training sequences of a
-    pickle, and from held-out motions of the motion capture; never from the test split.
+    pickle, and from held-out motions of the motion capture; never from the test split. seed
+    draws the held-out sequences of a pickle, or the virtual cameras of the motion capture.
     """
     if str(data) == "mocap":
         from .mocap import load_mocap_source
 
-        raw = load_mocap_source(**mocap_options)
+        raw = load_mocap_source(seed=seed, **mocap_options)
         dataset, origin, notes = "mocap", "mocap", []
         train = parse_split(raw, "train", origin)
         validation = parse_split(raw, "validation", origin, evaluation=True)
