@@ -84,11 +84,15 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def _split_heads(self, x: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
-        """[B, T, J, parts * C] -> parts x [B, groups, heads, sequence, head_dim]."""
+        """[B, T, J, parts * C] -> parts x [B * groups, heads, sequence, head_dim] (4-D, as fused
+        attention kernels and exporters want)."""
         b, t, j, _ = x.shape
         x = x.reshape(b, t, j, parts, self.num_heads, -1)
-        order = (3, 0, 1, 4, 2, 5) if self.mode == "spatial" else (3, 0, 2, 4, 1, 5)
-        return x.permute(order).unbind(0)
+        if self.mode == "spatial":
+            x = x.permute(3, 0, 1, 4, 2, 5).reshape(parts, b * t, self.num_heads, j, -1)
+        else:
+            x = x.permute(3, 0, 2, 4, 1, 5).reshape(parts, b * j, self.num_heads, t, -1)
+        return x.unbind(0)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         b, t, j, c = x.shape
@@ -99,8 +103,10 @@ class Attention(nn.Module):
             k, v = self._split_heads(self.kv(context), 2)
         out = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.attn_drop if self.training else 0.0, scale=self.scale)
-        # [B, T, H, J, D] (spatial) or [B, J, H, T, D] (temporal) -> [B, T, J, H, D]
-        out = out.permute((0, 1, 3, 2, 4) if self.mode == "spatial" else (0, 3, 1, 2, 4))
+        if self.mode == "spatial":
+            out = out.reshape(b, t, self.num_heads, j, -1).permute(0, 1, 3, 2, 4)
+        else:
+            out = out.reshape(b, j, self.num_heads, t, -1).permute(0, 3, 1, 2, 4)
         return self.proj_drop(self.proj(out.reshape(b, t, j, c)))
 
 
