@@ -18,6 +18,7 @@ import torch
 from . import __version__
 from .checkpoint import build_from_checkpoint, convert_authors_checkpoint, read_checkpoint, unused_authors_parameters
 from .config import PRESETS
+from .data.mocap import DEFAULT_CAMERAS
 from .errors import KasfError
 from .model import build_model, count_parameters
 
@@ -84,7 +85,8 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
                       help="share of a pickle's training sequences held out for validation (default 0.1)")
     data.add_argument("--split-seed", type=int, default=0, help="seed of that hold-out (default 0)")
     data.add_argument("--motion-dir", help="DeepMimic motion directory (default: the installed pybullet_data)")
-    data.add_argument("--cameras", type=int, default=8, help="virtual cameras per motion (mocap; default 8)")
+    data.add_argument("--cameras", type=int, default=DEFAULT_CAMERAS,
+                      help=f"virtual cameras per motion (mocap; default {DEFAULT_CAMERAS})")
     data.add_argument("--noise-px", type=float, default=0.0,
                       help="detector-like 2D noise in pixels (mocap; default 0: ground-truth 2D)")
 
@@ -113,7 +115,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = resolve_config(args.config or args.preset)
     train_config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, num_workers=args.workers,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs,
+        seed=args.seed, num_workers=args.workers,
         flip=not args.no_flip, steps_per_epoch=args.steps_per_epoch,
         time_limit_s=None if args.time_limit is None else 60 * args.time_limit)
     splits = _load_splits(args, config.n_frames)
@@ -179,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--time-limit", type=float, help="minutes; no epoch starts that would end past it")
     train.add_argument("--batch-size", type=int, default=32, help="global batch (default 32)")
     train.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default 5e-4)")
+    train.add_argument("--warmup-epochs", type=int, default=10, help="linear warm-up from lr/100 (default 10)")
     train.add_argument("--seed", type=int, default=0, help="seed of initialisation, order and flips (default 0)")
     train.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
     train.add_argument("--steps-per-epoch", type=int, help="cap on optimiser steps per epoch")

@@ -98,7 +98,7 @@ def test_projection_follows_the_authors_25d_protocol(default_source):
         assert (pixels[..., 1] > 0).all() and (pixels[..., 1] < HEIGHT).all()
         assert (split["camera_name"] == "mocap").all()
         assert all(source.startswith(action + "/cam") for source, action in zip(split["source"], split["action"]))
-        assert len(np.unique(split["source"])) == 8 * len(np.unique(split["action"]))
+        assert len(np.unique(split["source"])) == mocap.DEFAULT_CAMERAS * len(np.unique(split["action"]))
     walking = default_source["train"]["action"] == "walk"
     upright = default_source["train"]["joint_2d"][walking]
     assert (upright[:, HEAD, 1] < upright[:, THORAX, 1]).all()  # image v grows downwards

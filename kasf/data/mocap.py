@@ -37,6 +37,8 @@ DEFAULT_SPLIT = {
     "test": ("run", "spinkick", "dance_b", "getup_faceup"),
 }
 RESOLUTION = (1920, 1080)
+# Views per motion: one performer and nine training motions need many viewpoints to generalise.
+DEFAULT_CAMERAS = 32
 
 # URDF lengths are in units of 4 m: pybullet loads the humanoid with globalScaling=0.25.
 URDF_SCALE = 0.25
@@ -436,7 +438,7 @@ def _stable_code(text: str) -> int:
 
 def build_mocap_source(motion_dir: str | Path | None = None,
                        split: Mapping[str, Sequence[str]] = DEFAULT_SPLIT,
-                       cameras_per_motion: int = 8, noise_px: float = 0.0, fps: float = 30.0,
+                       cameras_per_motion: int = DEFAULT_CAMERAS, noise_px: float = 0.0, fps: float = 30.0,
                        seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """Per-frame arrays in the authors' source-pickle format, one dict per split.
 
@@ -523,7 +525,7 @@ def default_cache_dir() -> Path:
 
 def load_mocap_source(motion_dir: str | Path | None = None,
                       split: Mapping[str, Sequence[str]] = DEFAULT_SPLIT,
-                      cameras_per_motion: int = 8, noise_px: float = 0.0, fps: float = 30.0,
+                      cameras_per_motion: int = DEFAULT_CAMERAS, noise_px: float = 0.0, fps: float = 30.0,
                       seed: int = 0, cache_dir: str | Path | None = None) -> dict[str, dict[str, np.ndarray]]:
     """build_mocap_source, cached under cache_dir (default: default_cache_dir()).
 
