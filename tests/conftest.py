@@ -65,3 +65,11 @@ def source_pickle(tmp_path):
     with open(path, "wb") as handle:
         pickle.dump(data, handle)
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Derived datasets go to a per-session cache, never the user's ~/.cache."""
+    import os
+
+    os.environ["KASF_CACHE_DIR"] = str(tmp_path_factory.mktemp("kasf-cache"))

@@ -131,3 +131,14 @@ def test_eval_cli_prints_tables_and_writes_json(source_pickle, tmp_path):
     assert "right_ankle" in result.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["flip"] is True and set(report["per_action_mpjpe"]) == {"jump", "run", "throw"}
+
+
+def test_train_and_eval_on_the_embedded_motion_capture(tmp_path):
+    mocap = ["--cameras", "2"]
+    result = _kasf(*TRAIN, *mocap, "--epochs", "1", "--steps-per-epoch", "2", "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    assert "val MPJPE" in result.stdout and " mm" in result.stdout
+    report = _kasf("eval", tmp_path / "run" / "best.pt", *mocap, "--json", tmp_path / "test.json")
+    assert report.returncode == 0, report.stderr
+    per_motion = json.loads((tmp_path / "test.json").read_text())["per_action_mpjpe"]
+    assert set(per_motion) == {"run", "spinkick", "dance_b", "getup_faceup"}
