@@ -148,6 +148,72 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    from .export.onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+
+    parser.add_argument("--checkpoint", required=True, help="a kasf or authors' checkpoint")
+    parser.add_argument("--config", help="the authors' YAML (for their checkpoints)")
+    parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    parser.add_argument("--fp16", action="store_true", help="strongly typed FP16 graph (FP32 IO and islands)")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                        help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default {DEFAULT_OPSET})")
+    parser.add_argument("--max-batch", type=int, default=1024, help="largest batch the graph accepts")
+    parser.add_argument("--attention", choices=["matmul", "sdpa"], default="matmul",
+                        help="MatMul-Softmax-MatMul (default), or torch SDPA (the Attention op at opset 23)")
+    parser.add_argument("--compare-plain", action="store_true",
+                        help="also export the unfused model and print both op histograms")
+    parser.add_argument("--parity-clips", type=int, default=64, help="clips for the parity check (default 64)")
+    parser.add_argument("--no-parity", action="store_true", help="skip the parity check")
+    parser.add_argument("--report", help="write the export report (JSON) here")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .checkpoint import read_checkpoint
+    from .export.onnx import export_onnx, op_histogram, plain_graph
+    from .table import render_table
+
+    checkpoint = read_checkpoint(args.checkpoint, args.config)
+    result = export_onnx(checkpoint, args.output, fp16=args.fp16, opset=args.opset, max_batch=args.max_batch,
+                         use_sdpa=args.attention == "sdpa")
+    report = {"path": str(result.path), "precision": result.precision, "opset": result.opset,
+              "size_mb": result.size_bytes / 1e6, "nodes": result.nodes, "op_counts": result.op_counts}
+    print(f"wrote {result.path}: {result.precision}, opset {result.opset}, {result.size_bytes / 1e6:.1f} MB, "
+          f"{result.nodes} nodes")
+    if args.compare_plain:
+        plain = op_histogram(plain_graph(build_from_checkpoint(checkpoint), args.opset))
+        report["plain_op_counts"], report["plain_nodes"] = plain, sum(plain.values())
+        ops = sorted(set(plain) | set(result.op_counts), key=lambda op: -plain.get(op, 0) - result.op_counts.get(op, 0))
+        rows = [(op, plain.get(op, 0), result.op_counts.get(op, 0)) for op in ops]
+        rows.append(("total", report["plain_nodes"], result.nodes))
+        print(render_table(["op", "plain export", "kasf fused"], rows,
+                           title=f"nodes by op type: {100 * (1 - result.nodes / report['plain_nodes']):.1f}% fewer"))
+    if not args.no_parity:
+        report["parity"] = _export_parity(checkpoint, result.path, args.parity_clips)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.report}")
+    return 0 if report.get("parity", {}).get("passed", True) else 1
+
+
+def _export_parity(checkpoint, path: Path, n_clips: int) -> dict:
+    """ONNX Runtime CPU against PyTorch FP32 on real clips (the embedded motion capture's test split)."""
+    from .data.splits import load_splits
+    from .engines.onnxruntime import OnnxRuntimeEngine
+    from .parity import compare_on_clips, format_parity
+
+    try:
+        clips = load_splits("mocap").test
+    except KasfError as err:
+        print(f"parity skipped: no real clips to compare on ({err})")
+        return {}
+    clips = clips.select(slice(0, n_clips))
+    with OnnxRuntimeEngine(path) as engine:
+        parity = compare_on_clips(build_from_checkpoint(checkpoint), engine, clips)
+    print(format_parity([parity], title=f"parity against PyTorch FP32 on {len(clips)} motion-capture test clips "
+                                        "(mm per joint)"))
+    return parity
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kasf", description=__doc__.splitlines()[0], epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -191,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="cpu", help="torch device (default cpu)")
     _add_data_arguments(train)
     train.set_defaults(run=cmd_train)
+
+    export = commands.add_parser("export", help="ONNX graph (FP32 or strongly typed FP16) with parity in mm",
+                                 description="Fuse the model (limb composers, attention, BatchNorm, "
+                                             "LayerScale), export it to ONNX and check it against PyTorch.")
+    add_export_arguments(export)
+    export.set_defaults(run=cmd_export)
 
     evaluate = commands.add_parser("eval", help="the paper's tables (MPJPE, P-MPJPE in mm) for a checkpoint")
     evaluate.add_argument("checkpoint", help="a kasf or authors' checkpoint")

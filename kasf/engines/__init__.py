@@ -1,0 +1,1 @@
+"""Engines: one interface (load, infer, metadata, warm-up, close) over several backends."""

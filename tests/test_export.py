@@ -1,0 +1,171 @@
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+import kasf
+from kasf.anatomy import LimbFus
+from kasf.checkpoint import read_checkpoint, save_checkpoint
+from kasf.engines.onnxruntime import OnnxRuntimeEngine
+from kasf.errors import KasfError
+from kasf.export.fuse import (FusedAttention, FusedGraphConv, FusedMlp, PackedLimbFus, fuse)
+from kasf.export.onnx import ExportError, export_onnx, op_histogram, read_metadata
+from kasf.layers import Attention, GraphConv, MixerBlock
+
+from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML
+
+
+def _randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Non-trivial LayerScale and BatchNorm statistics, so folding them is really tested."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for sub in module.modules():
+            if isinstance(sub, torch.nn.BatchNorm1d):
+                sub.running_mean.copy_(torch.randn(sub.num_features, generator=generator) * 0.3)
+                sub.running_var.copy_(torch.rand(sub.num_features, generator=generator) + 0.5)
+                sub.weight.copy_(torch.randn(sub.num_features, generator=generator))
+                sub.bias.copy_(torch.randn(sub.num_features, generator=generator))
+            if hasattr(sub, "gamma"):
+                sub.gamma.copy_(torch.randn(sub.gamma.shape, generator=generator) * 0.5)
+    return module.eval()
+
+
+@pytest.fixture
+def tokens():
+    return torch.randn(3, 27, 17, 32, generator=torch.Generator().manual_seed(1))
+
+
+def test_packed_limb_fus_equals_the_17_composers(clip):
+    limb_fus = LimbFus().eval()
+    assert torch.allclose(PackedLimbFus(limb_fus)(clip), limb_fus(clip), atol=1e-6)
+
+
+def test_packed_limb_fus_graph_does_not_grow_with_the_number_of_limbs(tmp_path):
+    def histogram(limbs):
+        path = tmp_path / f"limbs{len(limbs)}.onnx"
+        torch.onnx.export(PackedLimbFus(LimbFus(limbs)).eval(), (torch.rand(2, 27, 17, 3),), str(path), dynamo=True)
+        return op_histogram(onnx.load(str(path)))
+
+    assert histogram(kasf.skeleton.LIMBS) == histogram(kasf.skeleton.LIMBS[:4])
+
+
+@pytest.mark.parametrize("mode", ["spatial", "temporal"])
+@pytest.mark.parametrize("cross", [False, True])
+def test_fused_attention_folds_scale_and_layer_scale(tokens, mode, cross):
+    attention = Attention(32, 4, mode, cross=cross).eval()
+    gamma = torch.randn(32)
+    context = torch.randn_like(tokens)
+    expected = gamma * (attention(tokens, context) if cross else attention(tokens))
+    for use_sdpa in (False, True):
+        fused = FusedAttention(attention, gamma, use_sdpa).eval()
+        got = fused(tokens, context) if cross else fused(tokens)
+        assert torch.allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["spatial", "temporal"])
+def test_fused_graph_conv_folds_batchnorm(tokens, mode):
+    gcn = _randomise(GraphConv(32, mode, 17 if mode == "spatial" else 27))
+    gamma = torch.randn(32)
+    fused = FusedGraphConv(gcn, gamma).eval()
+    assert torch.allclose(fused(tokens), gamma * gcn(tokens), atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in fused.modules())
+
+
+def test_fused_mlp_folds_layer_scale(tokens):
+    block = _randomise(MixerBlock(32, torch.nn.Identity()))
+    fused = FusedMlp(block.mlp.fc1, block.mlp.fc2, block.ls2.gamma.detach())
+    assert torch.allclose(fused(tokens), block.ls2(block.mlp(tokens)), atol=1e-6)
+
+
+def test_fused_model_equals_the_reference(clip):
+    model = _randomise(kasf.build_model("tiny"))
+    with torch.no_grad():
+        expected = model(clip)
+        assert torch.allclose(fuse(model)(clip), expected, atol=1e-5)
+        assert torch.allclose(fuse(model, use_sdpa=True)(clip), expected, atol=1e-5)
+        assert (fuse(model, half=True)(clip) - expected).abs().mean() < 2e-3
+
+
+@pytest.fixture(scope="module")
+def authors_checkpoint():
+    return read_checkpoint(AUTHORS_CHECKPOINT, AUTHORS_YAML)
+
+
+@pytest.fixture(scope="module")
+def exported(authors_checkpoint, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("onnx")
+    return {precision: export_onnx(authors_checkpoint, folder / f"tiny_{precision}.onnx", fp16=precision == "fp16")
+            for precision in ("fp32", "fp16")}
+
+
+def test_fp32_graph_checks_runs_and_matches(exported, golden):
+    result = exported["fp32"]
+    graph = onnx.load(str(result.path))
+    onnx.checker.check_model(graph, full_check=True)
+    dims = [d.dim_param or d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim]
+    assert graph.graph.input[0].name == "keypoints_2d" and dims[1:] == [27, 17, 3] and isinstance(dims[0], str)
+    assert graph.graph.output[0].name == "poses_3d"
+    assert {"BatchNormalization", "EyeLike"}.isdisjoint(result.op_counts)
+    with OnnxRuntimeEngine(result.path) as engine:
+        out = engine.infer(golden["input"])
+    assert abs(out - golden["output"]).max() < 1e-4
+
+
+def test_metadata_travels_inside_the_graph(exported, authors_checkpoint):
+    meta = read_metadata(exported["fp16"].path)
+    assert meta["kasf_model_config"] == authors_checkpoint.config.to_dict()
+    assert meta["kasf_skeleton"]["parents"][14] == 8
+    assert meta["kasf_source"]["sha256"] == authors_checkpoint.source["sha256"]
+    assert meta["kasf_precision"] == "fp16" and "softmax" in meta["kasf_fp32_islands"]
+    assert meta["kasf_input_normalization"]["scheme"] == "screen"
+
+
+def _value_types(graph: onnx.ModelProto) -> dict[str, int]:
+    inferred = onnx.shape_inference.infer_shapes(graph)
+    values = list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
+    types = {v.name: v.type.tensor_type.elem_type for v in values}
+    types.update({i.name: i.data_type for i in inferred.graph.initializer})
+    return types
+
+
+def test_fp16_graph_is_strongly_typed_with_fp32_islands(exported, golden):
+    graph = onnx.load(str(exported["fp16"].path))
+    float16, float32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
+    assert graph.graph.input[0].type.tensor_type.elem_type == float32
+    assert graph.graph.output[0].type.tensor_type.elem_type == float32
+    types = _value_types(graph)
+    weights = [i for i in graph.graph.initializer if len(i.dims) == 2 and i.data_type in (float16, float32)]
+    assert weights and all(i.data_type == float16 for i in weights)
+    for node in graph.graph.node:
+        if node.op_type in ("LayerNormalization", "Softmax", "TopK"):
+            assert types[node.input[0]] == float32, node.name
+    matmuls = [types.get(n.output[0]) for n in graph.graph.node if n.op_type == "MatMul"]
+    assert matmuls.count(float16) > matmuls.count(float32)
+
+
+def test_fp16_graph_runs_in_onnxruntime_in_this_process(exported, golden):
+    with OnnxRuntimeEngine(exported["fp16"].path) as engine:
+        assert engine.session.get_providers() == ["CPUExecutionProvider"]
+        out = engine.infer(golden["input"])
+    assert abs(out - golden["output"]).mean() < 2e-3
+
+
+def test_export_errors_are_clear_and_leave_no_file(authors_checkpoint, tmp_path):
+    with pytest.raises(ExportError, match="opset 12 is out of range"):
+        export_onnx(authors_checkpoint, tmp_path / "a.onnx", opset=12)
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the output directory should be")
+    with pytest.raises(ExportError, match="cannot create the output directory"):
+        export_onnx(authors_checkpoint, blocker / "sub" / "a.onnx")
+    with pytest.raises(ExportError, match="is a directory"):
+        export_onnx(authors_checkpoint, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not_a_dir"]
+
+
+def test_onnxruntime_engine_refuses_foreign_graphs(tmp_path):
+    path = tmp_path / "plain.onnx"
+    torch.onnx.export(torch.nn.Linear(3, 3), (torch.rand(1, 3),), str(path), dynamo=True)
+    with pytest.raises(KasfError, match="no kasf metadata"):
+        OnnxRuntimeEngine(path)
+    with pytest.raises(KasfError, match="does not exist"):
+        OnnxRuntimeEngine(tmp_path / "absent.onnx")
