@@ -10,9 +10,7 @@ onto ours by AUTHORS_KEY_RULES, one readable table.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,6 +21,7 @@ import torch
 from . import __version__
 from .config import ModelConfig, resolve_config
 from .errors import CheckpointError, ConfigError
+from .files import atomic_write
 from .model import KASportsFormer
 from .normalization import ScreenNormalization
 from .skeleton import JOINT_NAMES, PARENTS
@@ -227,16 +226,7 @@ def save_checkpoint(path: str | Path, model: KASportsFormer,
     }
     if training is not None:
         payload["training"] = dict(training)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def convert_authors_checkpoint(src: str | Path, config: ModelConfig | str | Path, dst: str | Path) -> Path:

@@ -30,6 +30,7 @@ EXAMPLES = """examples:
   kasf train --data sportspose.pkl --preset paper --epochs 800 --out runs/sp
   kasf train --out runs/mocap --resume
   kasf eval runs/mocap/best.pt --flip --json runs/mocap/test.json
+  kasf export --checkpoint runs/mocap/best.pt -o model_fp16.onnx --fp16
 """
 
 

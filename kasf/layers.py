@@ -83,31 +83,39 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def _split_heads(self, x: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
-        """[B, T, J, parts * C] -> parts x [B * groups, heads, sequence, head_dim] (4-D, as fused
-        attention kernels and exporters want)."""
-        b, t, j, _ = x.shape
-        x = x.reshape(b, t, j, parts, self.num_heads, -1)
-        if self.mode == "spatial":
-            x = x.permute(3, 0, 1, 4, 2, 5).reshape(parts, b * t, self.num_heads, j, -1)
-        else:
-            x = x.permute(3, 0, 2, 4, 1, 5).reshape(parts, b * j, self.num_heads, t, -1)
-        return x.unbind(0)
-
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        b, t, j, c = x.shape
         if context is None:
-            q, k, v = self._split_heads(self.qkv(x), 3)
+            q, k, v = split_heads(self.qkv(x), 3, self.num_heads, self.mode)
         else:
-            (q,) = self._split_heads(self.q(x), 1)
-            k, v = self._split_heads(self.kv(context), 2)
+            (q,) = split_heads(self.q(x), 1, self.num_heads, self.mode)
+            k, v = split_heads(self.kv(context), 2, self.num_heads, self.mode)
         out = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.attn_drop if self.training else 0.0, scale=self.scale)
-        if self.mode == "spatial":
-            out = out.reshape(b, t, self.num_heads, j, -1).permute(0, 1, 3, 2, 4)
-        else:
-            out = out.reshape(b, j, self.num_heads, t, -1).permute(0, 3, 1, 2, 4)
-        return self.proj_drop(self.proj(out.reshape(b, t, j, c)))
+        return self.proj_drop(self.proj(merge_heads(out, x.shape, self.mode)))
+
+
+def split_heads(x: torch.Tensor, parts: int, num_heads: int, mode: str) -> tuple[torch.Tensor, ...]:
+    """[B, T, J, parts * C] -> parts x [B * groups, heads, sequence, head_dim]: 4-D, as fused
+    attention kernels and exporters want (groups: frames when spatial, joints when temporal).
+    One reshape, one transpose, one reshape and one split, whatever the number of parts."""
+    b, t, j, _ = x.shape
+    x = x.reshape(b, t, j, parts * num_heads, -1)
+    if mode == "spatial":
+        x = x.transpose(2, 3).reshape(b * t, parts * num_heads, j, -1)
+    else:
+        x = x.permute(0, 2, 3, 1, 4).reshape(b * j, parts * num_heads, t, -1)
+    return x.split(num_heads, dim=1) if parts > 1 else (x,)
+
+
+def merge_heads(out: torch.Tensor, shape: torch.Size, mode: str) -> torch.Tensor:
+    """The inverse of split_heads for one part: [B * groups, heads, sequence, head_dim] -> shape."""
+    b, t, j, c = shape
+    heads = out.shape[1]
+    if mode == "spatial":
+        out = out.reshape(b, t, heads, j, -1).permute(0, 1, 3, 2, 4)
+    else:
+        out = out.reshape(b, j, heads, t, -1).permute(0, 3, 1, 2, 4)
+    return out.reshape(b, t, j, c)
 
 
 def normalise_adjacency(adj: torch.Tensor) -> torch.Tensor:
@@ -118,8 +126,8 @@ def normalise_adjacency(adj: torch.Tensor) -> torch.Tensor:
 
 def similarity_adjacency(nodes: torch.Tensor, k: int) -> torch.Tensor:
     """Per sequence, link frame i to every frame j whose feature similarity F_i . F_j is at least
-    the k-th largest of row i. Binary, not symmetrised. nodes: [N, T, C] -> [N, T, T]."""
-    similarity = nodes @ nodes.transpose(1, 2)
+    the k-th largest of row i. Binary, not symmetrised. nodes: [..., T, C] -> [..., T, T]."""
+    similarity = nodes @ nodes.transpose(-1, -2)
     threshold = similarity.topk(k, dim=-1).values[..., -1:]
     return (similarity >= threshold).to(nodes.dtype)
 

@@ -50,10 +50,16 @@ class KABlock(nn.Module):
         a = self.attn_temporal(self.attn_spatial(x))
         g = self.gcn_temporal(self.gcn_spatial(x))
         c = self.cross_temporal(self.cross_spatial(cross_input, limbs), limbs)
-        if self.fusion is None:
-            return (a + g + c) / 3
-        alpha = self.fusion(torch.cat([a, g, c], dim=-1)).softmax(dim=-1)
-        return a * alpha[..., 0:1] + g * alpha[..., 1:2] + c * alpha[..., 2:3]
+        return merge_branches(a, g, c, self.fusion)
+
+
+def merge_branches(a: torch.Tensor, g: torch.Tensor, c: torch.Tensor, fusion: nn.Linear | None,
+                   softmax=lambda scores: scores.softmax(dim=-1)) -> torch.Tensor:
+    """Adaptive fusion: per-token softmax weights over the three branches (their mean without it)."""
+    if fusion is None:
+        return (a + g + c) / 3
+    alpha_a, alpha_g, alpha_c = softmax(fusion(torch.cat([a, g, c], dim=-1))).split(1, dim=-1)
+    return a * alpha_a + g * alpha_g + c * alpha_c
 
 
 class Head(nn.Module):

@@ -29,6 +29,7 @@ from .data.clips import ClipDataset
 from .data.splits import Splits
 from .errors import CheckpointError, ConfigError
 from .evaluate import evaluate_clips
+from .files import atomic_write
 from .losses import LiftingLoss, LossWeights
 from .model import KASportsFormer
 
@@ -149,12 +150,34 @@ def _check_resumable(stored: dict, config: TrainConfig, path: Path) -> None:
 
 
 def _write_csv(path: Path, history: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows(history)
+
+    atomic_write(path, write)
+
+
+def _train_epoch(model: nn.Module, loader, steps: int, criterion: LiftingLoss, optimizer: torch.optim.Optimizer,
+                 flip: bool, flips: torch.Generator, device, report_step: Callable[[float], None]) -> dict[str, float]:
+    """One pass of optimiser steps; returns the summed loss terms."""
+    model.train()
+    sums: dict[str, float] = {}
+    for step, (keypoints, targets) in enumerate(loader):
+        if step == steps:
+            break
+        keypoints, targets = keypoints.to(device), targets.to(device)
+        if flip:
+            keypoints, targets = random_flip(keypoints, targets, generator=flips)
+        loss, parts = criterion(model(keypoints), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        for name, value in {"loss": loss, **parts}.items():
+            sums[name] = sums.get(name, 0.0) + value.item()
+        report_step(sums["loss"] / (step + 1))
+    return sums
 
 
 def fit(model: nn.Module, splits: Splits, config: TrainConfig = TrainConfig(), out_dir: str | Path | None = None,
@@ -222,26 +245,16 @@ def fit(model: nn.Module, splits: Splits, config: TrainConfig = TrainConfig(), o
                                              num_workers=config.num_workers)
         steps = len(loader) if config.steps_per_epoch is None else min(len(loader), config.steps_per_epoch)
         lr = optimizer.param_groups[0]["lr"]
-        sums: dict[str, float] = {}
-        train_model.train()
         bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (progress and world.main),
                    leave=False, dynamic_ncols=True)
-        for step, (keypoints, targets) in enumerate(loader):
-            if step == steps:
-                break
-            keypoints, targets = keypoints.to(device), targets.to(device)
-            if config.flip:
-                keypoints, targets = random_flip(keypoints, targets, generator=flips)
-            loss, parts = criterion(train_model(keypoints), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            for name, value in {"loss": loss, **parts}.items():
-                sums[name] = sums.get(name, 0.0) + value.item()
+
+        def report_step(loss: float) -> None:
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", refresh=False)
             bar.update()
-            bar.set_postfix(loss=f"{sums['loss'] / (step + 1):.4f}", lr=f"{lr:.2e}")
+
+        sums = world.mean(_train_epoch(train_model, loader, steps, criterion, optimizer, config.flip, flips, device,
+                                       report_step))
         bar.close()
-        sums = world.mean(sums)
 
         metric, unit = math.nan, "mm" if splits.validation.factor is not None else "normalised"
         if world.main:

@@ -169,3 +169,25 @@ def test_onnxruntime_engine_refuses_foreign_graphs(tmp_path):
         OnnxRuntimeEngine(path)
     with pytest.raises(KasfError, match="does not exist"):
         OnnxRuntimeEngine(tmp_path / "absent.onnx")
+
+
+def _node_counts(n_layers: int) -> tuple[int, int]:
+    """(plain, fused) node counts of the paper's block at a small width: per-layer counts do not
+    depend on the width, and every layer is the same block."""
+    from kasf.export.onnx import _torch_export, plain_graph
+
+    model = _randomise(kasf.build_model(kasf.PRESETS["tiny"].replace(n_layers=n_layers)))
+    plain = sum(op_histogram(plain_graph(model)).values())
+    fused = sum(op_histogram(_torch_export(fuse(model), model.config, 18, 1024)).values())
+    return plain, fused
+
+
+@pytest.mark.xfail(strict=True, reason="open goal of the export issue: 29% fewer nodes reached so far; the reference "
+                   "model already exports without EyeLike, BatchNorm-style adjacency or 5-D attention")
+def test_fused_graph_of_the_paper_depth_has_at_least_40_percent_fewer_nodes():
+    (plain1, fused1), (plain2, fused2) = _node_counts(1), _node_counts(2)
+    layers = kasf.PRESETS["paper"].n_layers
+    plain = plain1 + (layers - 1) * (plain2 - plain1)
+    fused = fused1 + (layers - 1) * (fused2 - fused1)
+    assert fused < 0.8 * plain, (plain, fused)  # what the fusion achieves today
+    assert fused <= 0.6 * plain, (plain, fused)

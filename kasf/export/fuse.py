@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..anatomy import LimbFus, bone_features
-from ..layers import Attention, GraphConv, LayerScale, MixerBlock, normalise_adjacency, similarity_adjacency
-from ..model import Head, KABlock, KASportsFormer
+from ..layers import (Attention, GraphConv, LayerScale, MixerBlock, merge_heads, normalise_adjacency,
+                      similarity_adjacency, split_heads)
+from ..model import Head, KABlock, KASportsFormer, merge_branches
 
 # Where an FP16 graph computes in FP32: statistics that overflow or lose precision in half, and
 # the temporal graph's neighbour choice, a discrete decision that FP16 rounding could flip.
@@ -38,6 +39,10 @@ def island(fn, *tensors: torch.Tensor) -> torch.Tensor:
     """Run fn in FP32 and return the result in the first tensor's dtype (a no-op in FP32)."""
     dtype = tensors[0].dtype
     return fn(*(t.float() for t in tensors)).to(dtype)
+
+
+def softmax(scores: torch.Tensor) -> torch.Tensor:
+    return scores.softmax(dim=-1)
 
 
 def _scale(layer_scale: nn.Module) -> torch.Tensor | None:
@@ -108,32 +113,17 @@ class FusedAttention(nn.Module):
                 self.proj.weight.mul_(layer_scale[:, None])
                 self.proj.bias.mul_(layer_scale)
 
-    def _split_heads(self, x: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
-        b, t, j, _ = x.shape
-        x = x.reshape(b, t, j, parts, self.num_heads, -1)
-        if self.mode == "spatial":
-            x = x.permute(3, 0, 1, 4, 2, 5).reshape(parts, b * t, self.num_heads, j, -1)
-        else:
-            x = x.permute(3, 0, 2, 4, 1, 5).reshape(parts, b * j, self.num_heads, t, -1)
-        return x.unbind(0)
-
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        b, t, j, c = x.shape
         if self.cross:
-            (q,) = self._split_heads(self.q(x), 1)
-            k, v = self._split_heads(self.kv(context), 2)
+            (q,) = split_heads(self.q(x), 1, self.num_heads, self.mode)
+            k, v = split_heads(self.kv(context), 2, self.num_heads, self.mode)
         else:
-            q, k, v = self._split_heads(self.qkv(x), 3)
+            q, k, v = split_heads(self.qkv(x), 3, self.num_heads, self.mode)
         if self.use_sdpa:
             out = F.scaled_dot_product_attention(q, k, v, scale=1.0)
         else:
-            weights = island(lambda s: s.softmax(dim=-1), q @ k.transpose(-1, -2))
-            out = weights @ v
-        if self.mode == "spatial":
-            out = out.reshape(b, t, self.num_heads, j, -1).permute(0, 1, 3, 2, 4)
-        else:
-            out = out.reshape(b, j, self.num_heads, t, -1).permute(0, 3, 1, 2, 4)
-        return self.proj(out.reshape(b, t, j, c))
+            out = island(softmax, q @ k.transpose(-1, -2)) @ v
+        return self.proj(merge_heads(out, x.shape, self.mode))
 
 
 def _scaled_linear(linear: nn.Linear, scale: float, rows: int) -> nn.Linear:
@@ -166,11 +156,8 @@ class FusedGraphConv(nn.Module):
         self.register_buffer("layer_scale", layer_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, j, c = x.shape
-        if self.mode == "spatial":
-            nodes = x.reshape(b * t, j, c)
-        else:
-            nodes = x.transpose(1, 2).reshape(b * j, t, c)
+        # On 4-D tensors: the node axis is joints (spatial) or, after one transpose, frames.
+        nodes = x if self.mode == "spatial" else x.transpose(1, 2)
         u, v = self.uv(nodes).chunk(2, dim=-1)
         if self.mode == "spatial":
             mixed = self.adjacency @ v + u * self.node_scale
@@ -180,9 +167,7 @@ class FusedGraphConv(nn.Module):
         out = torch.relu(nodes + mixed + self.node_shift)
         if self.layer_scale is not None:  # a ReLU output: LayerScale cannot move into a weight
             out = out * self.layer_scale
-        if self.mode == "spatial":
-            return out.reshape(b, t, j, c)
-        return out.reshape(b, j, t, c).transpose(1, 2)
+        return out if self.mode == "spatial" else out.transpose(1, 2)
 
 
 class FusedMlp(nn.Module):
@@ -233,10 +218,7 @@ class FusedBlock(nn.Module):
         a = self.attn_temporal(self.attn_spatial(x))
         g = self.gcn_temporal(self.gcn_spatial(x))
         c = self.cross_temporal(self.cross_spatial(cross_input, limbs), limbs)
-        if self.fusion is None:
-            return (a + g + c) / 3
-        alpha = island(lambda s: s.softmax(dim=-1), self.fusion(torch.cat([a, g, c], dim=-1)))
-        return a * alpha[..., 0:1] + g * alpha[..., 1:2] + c * alpha[..., 2:3]
+        return merge_branches(a, g, c, self.fusion, lambda scores: island(softmax, scores))
 
 
 class FusedHead(nn.Module):

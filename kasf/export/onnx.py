@@ -11,7 +11,6 @@ import collections
 import json
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,9 @@ import onnx
 import torch
 
 from .. import __version__
-from ..checkpoint import Checkpoint
+from ..checkpoint import Checkpoint, build_from_checkpoint
 from ..errors import KasfError
+from ..files import atomic_write
 from ..model import IN_CHANNELS, KASportsFormer
 from ..skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 from .fuse import FP32_ISLANDS, fuse
@@ -138,8 +138,6 @@ def plain_graph(model: KASportsFormer, opset: int = DEFAULT_OPSET) -> onnx.Model
 def export_onnx(checkpoint: Checkpoint, path: str | Path, fp16: bool = False, opset: int = DEFAULT_OPSET,
                 max_batch: int = 1024, use_sdpa: bool = False) -> OnnxExport:
     """Fuse, export, check (onnx.checker full check) and write atomically, metadata inside."""
-    from ..checkpoint import build_from_checkpoint
-
     _check_opset(opset)
     path = Path(path)
     _check_output(path)
@@ -155,13 +153,6 @@ def export_onnx(checkpoint: Checkpoint, path: str | Path, fp16: bool = False, op
         onnx.checker.check_model(graph, full_check=True)
     except onnx.checker.ValidationError as err:
         raise ExportError(f"the exported graph failed onnx.checker: {err}") from None
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        onnx.save(graph, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: onnx.save(graph, tmp))
     counts = op_histogram(graph)
     return OnnxExport(path, counts, sum(counts.values()), path.stat().st_size, precision, opset)
