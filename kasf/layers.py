@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .skeleton import adjacency
+from .skeleton import NUM_JOINTS, adjacency
 
 MODES = ("spatial", "temporal")
 
@@ -84,38 +84,40 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        frames = x.shape[1]
         if context is None:
-            q, k, v = split_heads(self.qkv(x), 3, self.num_heads, self.mode)
+            q, k, v = split_heads(self.qkv(x), 3, self.num_heads, self.mode, frames)
         else:
-            (q,) = split_heads(self.q(x), 1, self.num_heads, self.mode)
-            k, v = split_heads(self.kv(context), 2, self.num_heads, self.mode)
+            (q,) = split_heads(self.q(x), 1, self.num_heads, self.mode, frames)
+            k, v = split_heads(self.kv(context), 2, self.num_heads, self.mode, frames)
         out = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.attn_drop if self.training else 0.0, scale=self.scale)
-        return self.proj_drop(self.proj(merge_heads(out, x.shape, self.mode)))
+        return self.proj_drop(self.proj(merge_heads(out, self.mode, frames).reshape(x.shape)))
 
 
-def split_heads(x: torch.Tensor, parts: int, num_heads: int, mode: str) -> tuple[torch.Tensor, ...]:
-    """[B, T, J, parts * C] -> parts x [B * groups, heads, sequence, head_dim]: 4-D, as fused
-    attention kernels and exporters want (groups: frames when spatial, joints when temporal).
-    One reshape, one transpose, one reshape and one split, whatever the number of parts."""
-    b, t, j, _ = x.shape
-    x = x.reshape(b, t, j, parts * num_heads, -1)
+def split_heads(x: torch.Tensor, parts: int, num_heads: int, mode: str, n_frames: int) -> tuple[torch.Tensor, ...]:
+    """Tokens [B, T, J, parts * C] (or flattened [B * T * J, parts * C]) -> parts x
+    [B * groups, heads, sequence, head_dim]: 4-D, as fused attention kernels and exporters want
+    (groups: frames when spatial, joints when temporal). The parts are split last, so the whole
+    rearrangement is one chain of reshapes and one transpose whatever the number of parts."""
+    channels = x.shape[-1] // (parts * num_heads)
     if mode == "spatial":
-        x = x.transpose(2, 3).reshape(b * t, parts * num_heads, j, -1)
+        x = x.reshape(-1, NUM_JOINTS, parts * num_heads, channels).transpose(1, 2)
     else:
-        x = x.permute(0, 2, 3, 1, 4).reshape(b * j, parts * num_heads, t, -1)
+        x = x.reshape(-1, n_frames, NUM_JOINTS, parts * num_heads, channels).permute(0, 2, 3, 1, 4)
+        x = x.reshape(-1, parts * num_heads, n_frames, channels)
     return x.split(num_heads, dim=1) if parts > 1 else (x,)
 
 
-def merge_heads(out: torch.Tensor, shape: torch.Size, mode: str) -> torch.Tensor:
-    """The inverse of split_heads for one part: [B * groups, heads, sequence, head_dim] -> shape."""
-    b, t, j, c = shape
-    heads = out.shape[1]
+def merge_heads(out: torch.Tensor, mode: str, n_frames: int) -> torch.Tensor:
+    """The inverse of split_heads for one part: [B * groups, heads, sequence, head_dim] ->
+    flattened tokens [B * T * J, heads * head_dim]."""
+    heads, channels = out.shape[1], out.shape[3]
     if mode == "spatial":
-        out = out.reshape(b, t, heads, j, -1).permute(0, 1, 3, 2, 4)
+        out = out.transpose(1, 2)
     else:
-        out = out.reshape(b, j, heads, t, -1).permute(0, 3, 1, 2, 4)
-    return out.reshape(b, t, j, c)
+        out = out.reshape(-1, NUM_JOINTS, heads, n_frames, channels).permute(0, 3, 1, 2, 4)
+    return out.reshape(-1, heads * channels)
 
 
 def normalise_adjacency(adj: torch.Tensor) -> torch.Tensor:

@@ -53,12 +53,11 @@ class KABlock(nn.Module):
         return merge_branches(a, g, c, self.fusion)
 
 
-def merge_branches(a: torch.Tensor, g: torch.Tensor, c: torch.Tensor, fusion: nn.Linear | None,
-                   softmax=lambda scores: scores.softmax(dim=-1)) -> torch.Tensor:
+def merge_branches(a: torch.Tensor, g: torch.Tensor, c: torch.Tensor, fusion: nn.Linear | None) -> torch.Tensor:
     """Adaptive fusion: per-token softmax weights over the three branches (their mean without it)."""
     if fusion is None:
         return (a + g + c) / 3
-    alpha_a, alpha_g, alpha_c = softmax(fusion(torch.cat([a, g, c], dim=-1))).split(1, dim=-1)
+    alpha_a, alpha_g, alpha_c = fusion(torch.cat([a, g, c], dim=-1)).softmax(dim=-1).split(1, dim=-1)
     return a * alpha_a + g * alpha_g + c * alpha_c
 
 

@@ -1,12 +1,19 @@
 """The export form of KASportsFormer, built from a trained reference model by small, named
 transformations, each numerically the same as the modules it replaces:
 
-- pack_limb_fus: the 17 limb composers (51 tiny MLPs) as one gather and two batched matmuls;
-- fold_attention: the 1/sqrt(head_dim) scale into the query weights and LayerScale into the
-  output projection; attention on 4-D [B*groups, heads, S, head_dim] tensors;
-- fold_graph_conv: eval BatchNorm into the skeleton adjacency (spatial) or one scale-and-shift
-  (temporal); the normalised skeleton adjacency a constant;
-- fold_mlp: LayerScale into the MLP's second linear map.
+- flattened tokens: the running stream is a [B * T * J, C] matrix, so every biased linear map is
+  one Gemm and the mixers reshape it to the view they need;
+- pack_limb_fus (PackedLimbFus): the 17 limb composers (51 tiny MLPs) as one gather and two
+  batched matmuls;
+- embeddings with the spatial positional embedding folded into a per-joint bias;
+- limb context (LimbContext): the limb tokens are the same in every layer, so their LayerNorm
+  statistics are computed once, each cross-attention's LayerNorm affine is folded into its K/V
+  weights, and the K/V of all layers come from two matmuls (spatial and temporal heads);
+- fold_attention (FusedAttention): the 1/sqrt(head_dim) scale into the query weights and
+  LayerScale into the output projection; attention on 4-D [B*groups, heads, S, head_dim];
+- fold_graph_conv (SkeletonGraphConv, SimilarityGraphConv): eval BatchNorm into the skeleton
+  adjacency and one constant (spatial) or one scale-and-shift (temporal);
+- fold_mlp (FusedMlp): LayerScale into the MLP's second linear map.
 
 The same modules build an FP16 graph: weights in half precision with FP32 islands where half
 precision is unsafe, all listed in FP32_ISLANDS and applied through `island`.
@@ -21,9 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..anatomy import LimbFus, bone_features
-from ..layers import (Attention, GraphConv, LayerScale, MixerBlock, merge_heads, normalise_adjacency,
-                      similarity_adjacency, split_heads)
-from ..model import Head, KABlock, KASportsFormer, merge_branches
+from ..layers import Attention, GraphConv, LayerScale, MixerBlock, merge_heads, split_heads
+from ..model import Head, KABlock, KASportsFormer
+from ..skeleton import NUM_JOINTS
 
 # Where an FP16 graph computes in FP32: statistics that overflow or lose precision in half, and
 # the temporal graph's neighbour choice, a discrete decision that FP16 rounding could flip.
@@ -31,22 +38,33 @@ FP32_ISLANDS = (
     "bone_features",        # BoneExt: norms, exact-zero test, division
     "layer_norm",           # mean / variance over 128 channels after attention
     "softmax",              # attention and fusion weights
-    "temporal_similarity",  # F F^T (can exceed 65504), TopK, >=, degree normalisation
+    "temporal_similarity",  # F F^T (can exceed 65504), TopK, >=, node degrees
 )
 
 
-def island(fn, *tensors: torch.Tensor) -> torch.Tensor:
-    """Run fn in FP32 and return the result in the first tensor's dtype (a no-op in FP32)."""
+def island(fn, *tensors: torch.Tensor):
+    """Run fn in FP32 and return its result(s) in the first tensor's dtype (a no-op in FP32)."""
     dtype = tensors[0].dtype
-    return fn(*(t.float() for t in tensors)).to(dtype)
+    out = fn(*(t.float() for t in tensors))
+    return tuple(o.to(dtype) for o in out) if isinstance(out, tuple) else out.to(dtype)
 
 
 def softmax(scores: torch.Tensor) -> torch.Tensor:
     return scores.softmax(dim=-1)
 
 
-def _scale(layer_scale: nn.Module) -> torch.Tensor | None:
+def _gamma(layer_scale: nn.Module) -> torch.Tensor | None:
     return layer_scale.gamma.detach() if isinstance(layer_scale, LayerScale) else None
+
+
+def _scaled_rows(linear: nn.Linear, scale: torch.Tensor | float, rows: slice = slice(None)) -> nn.Linear:
+    """A copy of linear whose output rows (all, or a slice) are multiplied by scale."""
+    scaled = copy.deepcopy(linear)
+    with torch.no_grad():
+        scaled.weight[rows] *= scale[:, None] if isinstance(scale, torch.Tensor) else scale
+        if scaled.bias is not None:
+            scaled.bias[rows] *= scale
+    return scaled
 
 
 class FusedLayerNorm(nn.Module):
@@ -94,141 +112,240 @@ class PackedLimbFus(nn.Module):
         return (hidden @ self.w2 + self.b2).reshape(b, t, 3, -1).transpose(2, 3)
 
 
-class FusedAttention(nn.Module):
-    """Attention with the query scale in the query weights and LayerScale in the projection."""
+class PositionalEmbedding(nn.Module):
+    """Linear(3 -> C) plus the spatial positional embedding, folded into one [J, C] bias;
+    [B, T, J, 3] in, flattened tokens [B * T * J, C] out."""
 
-    def __init__(self, attention: Attention, layer_scale: torch.Tensor | None, use_sdpa: bool = False):
+    def __init__(self, linear: nn.Linear, position: torch.Tensor):
         super().__init__()
-        self.mode, self.num_heads, self.use_sdpa = attention.mode, attention.num_heads, use_sdpa
+        self.register_buffer("weight", linear.weight.detach().T.clone())
+        self.register_buffer("bias", (linear.bias.detach() + position.detach()[0]).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x @ self.weight + self.bias).reshape(-1, self.bias.shape[-1])
+
+
+class LimbContext(nn.Module):
+    """Keys and values of every cross-attention in the model, from the limb tokens at once.
+
+    Each cross-attention normalises the same limb tokens with its own LayerNorm: the statistics
+    are shared, and the affine part folds into that mixer's K/V weights. The K/V maps of all
+    layers then stack into one Linear per mode, whose output splits into heads in one go."""
+
+    def __init__(self, blocks: list[KABlock], n_frames: int):
+        super().__init__()
+        norms = [getattr(block, name).norm_context for block in blocks for name in ("cross_spatial", "cross_temporal")]
+        if len({norm.eps for norm in norms}) != 1:
+            raise ValueError("the cross-attention LayerNorms must share one eps to share their statistics")
+        self.eps, self.n_frames = norms[0].eps, n_frames
+        self.num_heads = blocks[0].cross_spatial.mixer.num_heads
+        self.spatial = self._stacked([block.cross_spatial for block in blocks])
+        self.temporal = self._stacked([block.cross_temporal for block in blocks])
+
+    @staticmethod
+    def _stacked(sub_blocks: list[MixerBlock]) -> nn.Linear:
+        weights, biases = [], []
+        for sub_block in sub_blocks:
+            norm, kv = sub_block.norm_context, sub_block.mixer.kv
+            weights.append(kv.weight.detach() * norm.weight.detach())
+            bias = kv.weight.detach() @ norm.bias.detach()
+            biases.append(bias + kv.bias.detach() if kv.bias is not None else bias)
+        stacked = nn.Linear(weights[0].shape[1], sum(len(w) for w in weights))
+        with torch.no_grad():
+            stacked.weight.copy_(torch.cat(weights))
+            stacked.bias.copy_(torch.cat(biases))
+        return stacked
+
+    def forward(self, limbs: torch.Tensor) -> list[tuple[tuple[torch.Tensor, torch.Tensor], ...]]:
+        """Per layer: ((k, v) spatial, (k, v) temporal)."""
+        normalised = island(lambda t: F.layer_norm(t, t.shape[-1:], eps=self.eps), limbs)
+        per_mode = []
+        for mode, stacked in (("spatial", self.spatial), ("temporal", self.temporal)):
+            layers_kv = stacked.out_features // stacked.in_features
+            heads = split_heads(stacked(normalised), layers_kv, self.num_heads, mode, self.n_frames)
+            per_mode.append(list(zip(heads[0::2], heads[1::2])))
+        return list(zip(*per_mode))
+
+
+class FusedAttention(nn.Module):
+    """Attention on flattened tokens with the query scale in the query weights and LayerScale in
+    the projection. Cross-attention takes its keys and values ready-made (LimbContext)."""
+
+    def __init__(self, attention: Attention, layer_scale: torch.Tensor | None, n_frames: int,
+                 use_sdpa: bool = False):
+        super().__init__()
+        self.mode, self.num_heads, self.n_frames, self.use_sdpa = attention.mode, attention.num_heads, n_frames, use_sdpa
         self.cross = hasattr(attention, "q")
         dim = attention.proj.in_features
         if self.cross:
-            self.q = _scaled_linear(attention.q, attention.scale, rows=dim)
-            self.kv = copy.deepcopy(attention.kv)
+            self.q = _scaled_rows(attention.q, attention.scale)
         else:
-            self.qkv = _scaled_linear(attention.qkv, attention.scale, rows=dim)
-        self.proj = copy.deepcopy(attention.proj)
-        if layer_scale is not None:
-            with torch.no_grad():
-                self.proj.weight.mul_(layer_scale[:, None])
-                self.proj.bias.mul_(layer_scale)
+            self.qkv = _scaled_rows(attention.qkv, attention.scale, slice(0, dim))
+        self.proj = copy.deepcopy(attention.proj) if layer_scale is None else _scaled_rows(attention.proj, layer_scale)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         if self.cross:
-            (q,) = split_heads(self.q(x), 1, self.num_heads, self.mode)
-            k, v = split_heads(self.kv(context), 2, self.num_heads, self.mode)
+            (q,) = split_heads(self.q(x), 1, self.num_heads, self.mode, self.n_frames)
+            k, v = kv
         else:
-            q, k, v = split_heads(self.qkv(x), 3, self.num_heads, self.mode)
+            q, k, v = split_heads(self.qkv(x), 3, self.num_heads, self.mode, self.n_frames)
         if self.use_sdpa:
             out = F.scaled_dot_product_attention(q, k, v, scale=1.0)
         else:
             out = island(softmax, q @ k.transpose(-1, -2)) @ v
-        return self.proj(merge_heads(out, x.shape, self.mode))
+        return self.proj(merge_heads(out, self.mode, self.n_frames))
 
 
-def _scaled_linear(linear: nn.Linear, scale: float, rows: int) -> nn.Linear:
-    """A copy of linear whose first `rows` outputs (the queries) are multiplied by scale."""
-    fused = copy.deepcopy(linear)
-    with torch.no_grad():
-        fused.weight[:rows] *= scale
-        if fused.bias is not None:
-            fused.bias[:rows] *= scale
-    return fused
+def _batchnorm_scale_shift(gcn: GraphConv) -> tuple[torch.Tensor, torch.Tensor]:
+    bn = gcn.bn
+    scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
+    return scale, (bn.bias - bn.running_mean * scale).detach()
 
 
-class FusedGraphConv(nn.Module):
-    """ReLU(x + BN(A @ V(x) + U(x))) with eval BatchNorm folded; LayerScale applied after."""
+class SkeletonGraphConv(nn.Module):
+    """Spatial GCN, ReLU(x + BN(A @ V(x) + U(x))), as one linear map and one node-mixing matmul.
+
+    BN(A @ V(x) + U(x)) = [s * A | diag(s)] @ [V'(x); U'(x)] + c with V', U' the bias-free maps
+    and c a [J, C] constant. V' and U' are one matmul whose output, read as [2J, C] per frame,
+    interleaves V'(x)_j and U'(x)_j, so the mixing matrix's columns are interleaved to match."""
 
     def __init__(self, gcn: GraphConv, layer_scale: torch.Tensor | None):
         super().__init__()
-        self.mode, self.neighbour_num = gcn.mode, gcn.neighbour_num
-        bn = gcn.bn
-        scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
-        shift = (bn.bias - bn.running_mean * scale).detach()
+        scale, shift = _batchnorm_scale_shift(gcn)
+        adjacency = scale[:, None] * gcn.skeleton_adjacency
+        joints, dim = adjacency.shape[0], gcn.U.in_features
+        mixing = torch.zeros(joints, 2 * joints)
+        mixing[:, 0::2] = adjacency
+        mixing[:, 1::2] = torch.diag(scale)
+        constant = (adjacency.sum(dim=1, keepdim=True) * gcn.V.bias.detach() + scale[:, None] * gcn.U.bias.detach()
+                    + shift[:, None])
+        self.vu = nn.Linear(dim, 2 * dim, bias=False)
+        with torch.no_grad():
+            self.vu.weight.copy_(torch.cat([gcn.V.weight, gcn.U.weight]))
+        self.register_buffer("mixing", mixing)
+        self.register_buffer("constant", constant)
+        self.register_buffer("layer_scale", layer_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dim = x.shape[-1]
+        mixed = (self.mixing @ self.vu(x).reshape(-1, 2 * NUM_JOINTS, dim) + self.constant).reshape(-1, dim)
+        out = torch.relu(x + mixed)
+        return out if self.layer_scale is None else out * self.layer_scale  # after a ReLU: not foldable
+
+
+class SimilarityGraphConv(nn.Module):
+    """Temporal GCN on each joint's T frames: ReLU(x + BN(A_hat @ V(x) + U(x))) with the
+    K-nearest similarity graph, A_hat @ v computed as d * (A @ (d * v)) (d = degree^-1/2, so the
+    normalised adjacency is never built) and eval BatchNorm as one scale-and-shift per frame."""
+
+    def __init__(self, gcn: GraphConv, layer_scale: torch.Tensor | None, n_frames: int):
+        super().__init__()
+        self.neighbour_num, self.n_frames = gcn.neighbour_num, n_frames
+        scale, shift = _batchnorm_scale_shift(gcn)
         self.uv = nn.Linear(gcn.U.in_features, 2 * gcn.U.out_features)
         with torch.no_grad():
             self.uv.weight.copy_(torch.cat([gcn.U.weight, gcn.V.weight]))
             self.uv.bias.copy_(torch.cat([gcn.U.bias, gcn.V.bias]))
-        if self.mode == "spatial":
-            self.register_buffer("adjacency", scale[:, None] * gcn.skeleton_adjacency)
-        self.register_buffer("node_scale", scale[:, None])
-        self.register_buffer("node_shift", shift[:, None])
+        self.register_buffer("frame_scale", scale[:, None])
+        self.register_buffer("frame_shift", shift[:, None])
         self.register_buffer("layer_scale", layer_scale)
 
+    def neighbours(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The binary K-nearest graph and degree^-1/2 of each frame (the reference's
+        similarity_adjacency and normalise_adjacency, without building A_hat)."""
+        similarity = nodes @ nodes.transpose(-1, -2)
+        threshold = similarity.topk(self.neighbour_num, dim=-1).values[..., -1:]
+        adjacency = (similarity >= threshold).to(nodes.dtype)
+        return adjacency, adjacency.sum(dim=-1, keepdim=True).pow(-0.5)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # On 4-D tensors: the node axis is joints (spatial) or, after one transpose, frames.
-        nodes = x if self.mode == "spatial" else x.transpose(1, 2)
+        dim = x.shape[-1]
+        nodes = x.reshape(-1, self.n_frames, NUM_JOINTS, dim).transpose(1, 2)
         u, v = self.uv(nodes).chunk(2, dim=-1)
-        if self.mode == "spatial":
-            mixed = self.adjacency @ v + u * self.node_scale
-        else:
-            adjacency = island(lambda n: normalise_adjacency(similarity_adjacency(n, self.neighbour_num)), nodes)
-            mixed = (adjacency @ v + u) * self.node_scale
-        out = torch.relu(nodes + mixed + self.node_shift)
-        if self.layer_scale is not None:  # a ReLU output: LayerScale cannot move into a weight
+        adjacency, inv_sqrt_degree = island(self.neighbours, nodes)
+        mixed = (inv_sqrt_degree * (adjacency @ (inv_sqrt_degree * v)) + u) * self.frame_scale
+        out = torch.relu(nodes + mixed + self.frame_shift)
+        if self.layer_scale is not None:
             out = out * self.layer_scale
-        return out if self.mode == "spatial" else out.transpose(1, 2)
+        return out.transpose(1, 2).reshape(-1, dim)
 
 
 class FusedMlp(nn.Module):
     def __init__(self, fc1: nn.Linear, fc2: nn.Linear, layer_scale: torch.Tensor | None):
         super().__init__()
-        self.fc1, self.fc2 = copy.deepcopy(fc1), copy.deepcopy(fc2)
-        if layer_scale is not None:
-            with torch.no_grad():
-                self.fc2.weight.mul_(layer_scale[:, None])
-                self.fc2.bias.mul_(layer_scale)
+        self.fc1 = fc1
+        self.fc2 = fc2 if layer_scale is None else _scaled_rows(fc2, layer_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x)))
 
 
-class FusedMixerBlock(nn.Module):
-    """x + mixer(LN1(x)[, LN_context(context)]); x + MLP(LN2(x)); LayerScale already folded."""
+def fused_mixer(mixer: nn.Module, layer_scale: torch.Tensor | None, n_frames: int, use_sdpa: bool) -> nn.Module:
+    if isinstance(mixer, Attention):
+        return FusedAttention(mixer, layer_scale, n_frames, use_sdpa)
+    if mixer.mode == "spatial":
+        return SkeletonGraphConv(mixer, layer_scale)
+    return SimilarityGraphConv(mixer, layer_scale, n_frames)
 
-    def __init__(self, block: MixerBlock, use_sdpa: bool):
+
+class FusedMixerBlock(nn.Module):
+    """x + mixer(LN1(x)[, kv]); x + MLP(LN2(x)); LayerScale already folded."""
+
+    def __init__(self, block: MixerBlock, n_frames: int, use_sdpa: bool):
         super().__init__()
         self.norm1 = FusedLayerNorm(block.norm1)
-        self.norm_context = FusedLayerNorm(block.norm_context) if block.norm_context is not None else None
-        gamma1 = _scale(block.ls1)
-        if isinstance(block.mixer, Attention):
-            self.mixer = FusedAttention(block.mixer, gamma1, use_sdpa)
-        else:
-            self.mixer = FusedGraphConv(block.mixer, gamma1)
+        self.mixer = fused_mixer(block.mixer, _gamma(block.ls1), n_frames, use_sdpa)
         self.norm2 = FusedLayerNorm(block.norm2)
-        self.mlp = FusedMlp(block.mlp.fc1, block.mlp.fc2, _scale(block.ls2))
+        self.mlp = FusedMlp(copy.deepcopy(block.mlp.fc1), copy.deepcopy(block.mlp.fc2), _gamma(block.ls2))
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        if self.norm_context is None:
-            x = x + self.mixer(self.norm1(x))
-        else:
-            x = x + self.mixer(self.norm1(x), self.norm_context(context))
+    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        normed = self.norm1(x)
+        x = x + (self.mixer(normed) if kv is None else self.mixer(normed, kv))
         return x + self.mlp(self.norm2(x))
 
 
+class BranchFusion(nn.Module):
+    """Adaptive fusion on flattened tokens: softmax weights over the three branches from one
+    Gemm on their concatenation, applied as one multiply and one sum (their mean without it)."""
+
+    def __init__(self, fusion: nn.Linear | None):
+        super().__init__()
+        self.fusion = copy.deepcopy(fusion)
+
+    def forward(self, a: torch.Tensor, g: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        if self.fusion is None:
+            return (a + g + c) / 3
+        branches = torch.cat([a, g, c], dim=-1)
+        weights = island(softmax, self.fusion(branches))
+        return (branches.reshape(-1, 3, a.shape[-1]) * weights.unsqueeze(-1)).sum(dim=1)
+
+
 class FusedBlock(nn.Module):
-    def __init__(self, block: KABlock, use_sdpa: bool):
+    def __init__(self, block: KABlock, n_frames: int, use_sdpa: bool):
         super().__init__()
         names = ("attn_spatial", "attn_temporal", "gcn_spatial", "gcn_temporal", "cross_spatial", "cross_temporal")
         for name in names:
-            setattr(self, name, FusedMixerBlock(getattr(block, name), use_sdpa))
-        self.fusion = copy.deepcopy(block.fusion)
+            setattr(self, name, FusedMixerBlock(getattr(block, name), n_frames, use_sdpa))
+        self.fusion = BranchFusion(block.fusion)
 
-    def forward(self, x: torch.Tensor, limbs: torch.Tensor, cross_input: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, limb_kv, cross_input: torch.Tensor) -> torch.Tensor:
+        spatial_kv, temporal_kv = limb_kv
         a = self.attn_temporal(self.attn_spatial(x))
         g = self.gcn_temporal(self.gcn_spatial(x))
-        c = self.cross_temporal(self.cross_spatial(cross_input, limbs), limbs)
-        return merge_branches(a, g, c, self.fusion, lambda scores: island(softmax, scores))
+        c = self.cross_temporal(self.cross_spatial(cross_input, spatial_kv), temporal_kv)
+        return self.fusion(a, g, c)
 
 
 class FusedHead(nn.Module):
-    def __init__(self, head: Head):
+    def __init__(self, head: Head, n_frames: int):
         super().__init__()
+        self.n_frames = n_frames
         self.norm = FusedLayerNorm(head.norm)
         self.fc, self.out = copy.deepcopy(head.fc), copy.deepcopy(head.out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.tanh(self.fc(self.norm(x))))
+        poses = self.out(torch.tanh(self.fc(self.norm(x))))
+        return poses.reshape(-1, self.n_frames, NUM_JOINTS, poses.shape[-1])
 
 
 class FusedKASportsFormer(nn.Module):
@@ -239,29 +356,29 @@ class FusedKASportsFormer(nn.Module):
         super().__init__()
         model = model.eval()
         self.config = model.config
+        n_frames = model.config.n_frames
         self.limb_from_bones = model.config.limb_input == "bones"
         self.limb_fus = PackedLimbFus(model.limb_fus)
-        self.joint_embed = copy.deepcopy(model.joint_embed)
-        self.bone_embed = copy.deepcopy(model.bone_embed)
-        self.limb_embed = copy.deepcopy(model.limb_embed)
-        for name in ("joint_pos", "bone_pos", "limb_pos"):
-            self.register_buffer(name, getattr(model, name).detach().clone())
-        self.blocks = nn.ModuleList([FusedBlock(block, use_sdpa) for block in model.blocks])
-        self.head = FusedHead(model.head)
+        self.joint_embed = PositionalEmbedding(model.joint_embed, model.joint_pos)
+        self.bone_embed = PositionalEmbedding(model.bone_embed, model.bone_pos)
+        self.limb_embed = PositionalEmbedding(model.limb_embed, model.limb_pos)
+        self.limb_context = LimbContext(list(model.blocks), n_frames)
+        self.blocks = nn.ModuleList([FusedBlock(block, n_frames, use_sdpa) for block in model.blocks])
+        self.head = FusedHead(model.head, n_frames)
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.joint_pos.dtype
+        return self.joint_embed.weight.dtype
 
     def forward(self, keypoints: torch.Tensor) -> torch.Tensor:
         bones = bone_features(keypoints).to(self.dtype)
         joints = keypoints.to(self.dtype)
         limbs = self.limb_fus(bones if self.limb_from_bones else joints)
-        x = self.joint_embed(joints) + self.joint_pos
-        bones = self.bone_embed(bones) + self.bone_pos
-        limbs = self.limb_embed(limbs) + self.limb_pos
-        for index, block in enumerate(self.blocks):
-            x = block(x, limbs, bones if index == 0 else x)
+        limb_kv = self.limb_context(self.limb_embed(limbs))
+        x = self.joint_embed(joints)
+        bones = self.bone_embed(bones)
+        for index, (block, kv) in enumerate(zip(self.blocks, limb_kv)):
+            x = block(x, kv, bones if index == 0 else x)
         return self.head(x).float()
 
 
