@@ -223,3 +223,8 @@ def test_fused_graph_of_the_paper_depth_has_at_least_40_percent_fewer_nodes():
     plain = plain1 + (layers - 1) * (plain2 - plain1)
     fused = fused1 + (layers - 1) * (fused2 - fused1)
     assert fused <= 0.6 * plain, (plain, fused)
+
+
+def test_nodes_carry_no_exporter_stack_traces(exported):
+    graph = onnx.load(str(exported["fp32"].path))
+    assert not any(node.metadata_props for node in graph.graph.node)

@@ -80,6 +80,10 @@ def _torch_export(module: torch.nn.Module, config, opset: int, max_batch: int) -
     written = next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
     if written != opset:
         raise ExportError(f"asked for opset {opset}, the exporter wrote {written}")
+    for node in graph.graph.node:
+        # The exporter's per-node Python stack traces and scopes: megabytes, and the exporting
+        # machine's file paths, of no use to a runtime.
+        del node.metadata_props[:]
     return graph
 
 
