@@ -11,12 +11,15 @@ transformations, each numerically the same as the modules it replaces:
   weights, and the K/V of all layers come from two matmuls (spatial and temporal heads);
 - fold_attention (FusedAttention): the 1/sqrt(head_dim) scale into the query weights and
   LayerScale into the output projection; attention on 4-D [B*groups, heads, S, head_dim];
+  in FP16 LayerScale stays a multiply: trained gammas are ~1e-4, and folded into weights of
+  ~0.05 they give subnormal FP16 weights (below 6.1e-5) that lose precision or flush to zero;
 - fold_graph_conv (SkeletonGraphConv, SimilarityGraphConv): eval BatchNorm into the skeleton
   adjacency and one constant (spatial) or one scale-and-shift (temporal);
 - fold_mlp (FusedMlp): LayerScale into the MLP's second linear map.
 
-The same modules build an FP16 graph: weights in half precision with FP32 islands where half
-precision is unsafe, all listed in FP32_ISLANDS and applied through `island`.
+The same modules build an FP16 graph: the matmuls, attention, GCNs and MLPs in half precision,
+FP32 where half precision is unsafe, all listed in FP32_ISLANDS: the FP32 modules are named in
+FP32_MODULES, the rest is applied through `island` or kept as the FP32 token stream.
 """
 
 from __future__ import annotations
@@ -35,11 +38,17 @@ from ..skeleton import NUM_JOINTS
 # Where an FP16 graph computes in FP32: statistics that overflow or lose precision in half, and
 # the temporal graph's neighbour choice, a discrete decision that FP16 rounding could flip.
 FP32_ISLANDS = (
+    "input_embeddings",     # keypoints in [-1, 1] round to ~0.5 px in FP16: LimbFus and the three
+                            # 3 -> C embeddings (a negligible share of the compute) stay FP32
     "bone_features",        # BoneExt: norms, exact-zero test, division
+    "residual_stream",      # LayerScale keeps branch updates ~1e-4 of the stream: below FP16's
+                            # resolution of it, so the running tokens and their sums stay FP32
     "layer_norm",           # mean / variance over 128 channels after attention
     "softmax",              # attention and fusion weights
     "temporal_similarity",  # F F^T (can exceed 65504), TopK, >=, node degrees
+    "pose_output",          # the head's last map (dim_rep -> 3): poses round to ~0.2 mm in FP16
 )
+FP32_MODULES = ("limb_fus", "joint_embed", "bone_embed", "limb_embed", "head.out")
 
 
 def island(fn, *tensors: torch.Tensor):
@@ -57,6 +66,21 @@ def _gamma(layer_scale: nn.Module) -> torch.Tensor | None:
     return layer_scale.gamma.detach() if isinstance(layer_scale, LayerScale) else None
 
 
+class ScaledOutput(nn.Module):
+    """A linear map followed by LayerScale: folded into its rows (fold=True), or kept as a
+    multiply where folding would make half-precision weights subnormal."""
+
+    def __init__(self, linear: nn.Linear, layer_scale: torch.Tensor | None, fold: bool):
+        super().__init__()
+        folded = fold and layer_scale is not None
+        self.linear = _scaled_rows(linear, layer_scale) if folded else copy.deepcopy(linear)
+        self.register_buffer("layer_scale", None if folded else layer_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.linear(x)
+        return out if self.layer_scale is None else out * self.layer_scale
+
+
 def _scaled_rows(linear: nn.Linear, scale: torch.Tensor | float, rows: slice = slice(None)) -> nn.Linear:
     """A copy of linear whose output rows (all, or a slice) are multiplied by scale."""
     scaled = copy.deepcopy(linear)
@@ -68,6 +92,8 @@ def _scaled_rows(linear: nn.Linear, scale: torch.Tensor | float, rows: slice = s
 
 
 class FusedLayerNorm(nn.Module):
+    """LayerNorm of the FP32 token stream, computed in FP32, returned in the compute dtype."""
+
     def __init__(self, norm: nn.LayerNorm):
         super().__init__()
         self.eps = norm.eps
@@ -75,7 +101,8 @@ class FusedLayerNorm(nn.Module):
         self.register_buffer("bias", norm.bias.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return island(lambda t: F.layer_norm(t, t.shape[-1:], self.weight.float(), self.bias.float(), self.eps), x)
+        normed = F.layer_norm(x.float(), x.shape[-1:], self.weight.float(), self.bias.float(), self.eps)
+        return normed.to(self.weight.dtype)
 
 
 class PackedLimbFus(nn.Module):
@@ -158,7 +185,7 @@ class LimbContext(nn.Module):
 
     def forward(self, limbs: torch.Tensor) -> list[tuple[tuple[torch.Tensor, torch.Tensor], ...]]:
         """Per layer: ((k, v) spatial, (k, v) temporal)."""
-        normalised = island(lambda t: F.layer_norm(t, t.shape[-1:], eps=self.eps), limbs)
+        normalised = F.layer_norm(limbs, limbs.shape[-1:], eps=self.eps).to(self.spatial.weight.dtype)
         per_mode = []
         for mode, stacked in (("spatial", self.spatial), ("temporal", self.temporal)):
             layers_kv = stacked.out_features // stacked.in_features
@@ -172,7 +199,7 @@ class FusedAttention(nn.Module):
     the projection. Cross-attention takes its keys and values ready-made (LimbContext)."""
 
     def __init__(self, attention: Attention, layer_scale: torch.Tensor | None, n_frames: int,
-                 use_sdpa: bool = False):
+                 use_sdpa: bool = False, fold_layer_scale: bool = True):
         super().__init__()
         self.mode, self.num_heads, self.n_frames, self.use_sdpa = attention.mode, attention.num_heads, n_frames, use_sdpa
         self.cross = hasattr(attention, "q")
@@ -181,7 +208,7 @@ class FusedAttention(nn.Module):
             self.q = _scaled_rows(attention.q, attention.scale)
         else:
             self.qkv = _scaled_rows(attention.qkv, attention.scale, slice(0, dim))
-        self.proj = copy.deepcopy(attention.proj) if layer_scale is None else _scaled_rows(attention.proj, layer_scale)
+        self.proj = ScaledOutput(attention.proj, layer_scale, fold_layer_scale)
 
     def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         if self.cross:
@@ -271,18 +298,19 @@ class SimilarityGraphConv(nn.Module):
 
 
 class FusedMlp(nn.Module):
-    def __init__(self, fc1: nn.Linear, fc2: nn.Linear, layer_scale: torch.Tensor | None):
+    def __init__(self, fc1: nn.Linear, fc2: nn.Linear, layer_scale: torch.Tensor | None, fold_layer_scale: bool = True):
         super().__init__()
-        self.fc1 = fc1
-        self.fc2 = fc2 if layer_scale is None else _scaled_rows(fc2, layer_scale)
+        self.fc1 = copy.deepcopy(fc1)
+        self.fc2 = ScaledOutput(fc2, layer_scale, fold_layer_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x)))
 
 
-def fused_mixer(mixer: nn.Module, layer_scale: torch.Tensor | None, n_frames: int, use_sdpa: bool) -> nn.Module:
+def fused_mixer(mixer: nn.Module, layer_scale: torch.Tensor | None, n_frames: int, use_sdpa: bool,
+                fold_layer_scale: bool) -> nn.Module:
     if isinstance(mixer, Attention):
-        return FusedAttention(mixer, layer_scale, n_frames, use_sdpa)
+        return FusedAttention(mixer, layer_scale, n_frames, use_sdpa, fold_layer_scale)
     if mixer.mode == "spatial":
         return SkeletonGraphConv(mixer, layer_scale)
     return SimilarityGraphConv(mixer, layer_scale, n_frames)
@@ -291,17 +319,17 @@ def fused_mixer(mixer: nn.Module, layer_scale: torch.Tensor | None, n_frames: in
 class FusedMixerBlock(nn.Module):
     """x + mixer(LN1(x)[, kv]); x + MLP(LN2(x)); LayerScale already folded."""
 
-    def __init__(self, block: MixerBlock, n_frames: int, use_sdpa: bool):
+    def __init__(self, block: MixerBlock, n_frames: int, use_sdpa: bool, fold_layer_scale: bool):
         super().__init__()
         self.norm1 = FusedLayerNorm(block.norm1)
-        self.mixer = fused_mixer(block.mixer, _gamma(block.ls1), n_frames, use_sdpa)
+        self.mixer = fused_mixer(block.mixer, _gamma(block.ls1), n_frames, use_sdpa, fold_layer_scale)
         self.norm2 = FusedLayerNorm(block.norm2)
-        self.mlp = FusedMlp(copy.deepcopy(block.mlp.fc1), copy.deepcopy(block.mlp.fc2), _gamma(block.ls2))
+        self.mlp = FusedMlp(block.mlp.fc1, block.mlp.fc2, _gamma(block.ls2), fold_layer_scale)
 
     def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         normed = self.norm1(x)
-        x = x + (self.mixer(normed) if kv is None else self.mixer(normed, kv))
-        return x + self.mlp(self.norm2(x))
+        x = x + (self.mixer(normed) if kv is None else self.mixer(normed, kv)).to(x.dtype)
+        return x + self.mlp(self.norm2(x)).to(x.dtype)
 
 
 class BranchFusion(nn.Module):
@@ -316,16 +344,16 @@ class BranchFusion(nn.Module):
         if self.fusion is None:
             return (a + g + c) / 3
         branches = torch.cat([a, g, c], dim=-1)
-        weights = island(softmax, self.fusion(branches))
+        weights = softmax(self.fusion(branches.to(self.fusion.weight.dtype)).to(branches.dtype))
         return (branches.reshape(-1, 3, a.shape[-1]) * weights.unsqueeze(-1)).sum(dim=1)
 
 
 class FusedBlock(nn.Module):
-    def __init__(self, block: KABlock, n_frames: int, use_sdpa: bool):
+    def __init__(self, block: KABlock, n_frames: int, use_sdpa: bool, fold_layer_scale: bool):
         super().__init__()
         names = ("attn_spatial", "attn_temporal", "gcn_spatial", "gcn_temporal", "cross_spatial", "cross_temporal")
         for name in names:
-            setattr(self, name, FusedMixerBlock(getattr(block, name), n_frames, use_sdpa))
+            setattr(self, name, FusedMixerBlock(getattr(block, name), n_frames, use_sdpa, fold_layer_scale))
         self.fusion = BranchFusion(block.fusion)
 
     def forward(self, x: torch.Tensor, limb_kv, cross_input: torch.Tensor) -> torch.Tensor:
@@ -344,7 +372,7 @@ class FusedHead(nn.Module):
         self.fc, self.out = copy.deepcopy(head.fc), copy.deepcopy(head.out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        poses = self.out(torch.tanh(self.fc(self.norm(x))))
+        poses = self.out(torch.tanh(self.fc(self.norm(x))).to(self.out.weight.dtype))
         return poses.reshape(-1, self.n_frames, NUM_JOINTS, poses.shape[-1])
 
 
@@ -352,7 +380,7 @@ class FusedKASportsFormer(nn.Module):
     """Inference-only KASportsFormer for export: FP32 keypoints in, FP32 poses out, whatever
     precision the weights are in. No input checks: the graph is checked by its runtime."""
 
-    def __init__(self, model: KASportsFormer, use_sdpa: bool = False):
+    def __init__(self, model: KASportsFormer, use_sdpa: bool = False, fold_layer_scale: bool = True):
         super().__init__()
         model = model.eval()
         self.config = model.config
@@ -363,28 +391,27 @@ class FusedKASportsFormer(nn.Module):
         self.bone_embed = PositionalEmbedding(model.bone_embed, model.bone_pos)
         self.limb_embed = PositionalEmbedding(model.limb_embed, model.limb_pos)
         self.limb_context = LimbContext(list(model.blocks), n_frames)
-        self.blocks = nn.ModuleList([FusedBlock(block, n_frames, use_sdpa) for block in model.blocks])
+        self.blocks = nn.ModuleList([FusedBlock(block, n_frames, use_sdpa, fold_layer_scale) for block in model.blocks])
         self.head = FusedHead(model.head, n_frames)
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.joint_embed.weight.dtype
-
     def forward(self, keypoints: torch.Tensor) -> torch.Tensor:
-        bones = bone_features(keypoints).to(self.dtype)
-        joints = keypoints.to(self.dtype)
-        limbs = self.limb_fus(bones if self.limb_from_bones else joints)
+        bones = bone_features(keypoints)
+        limbs = self.limb_fus(bones if self.limb_from_bones else keypoints)
         limb_kv = self.limb_context(self.limb_embed(limbs))
-        x = self.joint_embed(joints)
+        x = self.joint_embed(keypoints)
         bones = self.bone_embed(bones)
         for index, (block, kv) in enumerate(zip(self.blocks, limb_kv)):
             x = block(x, kv, bones if index == 0 else x)
-        return self.head(x).float()
+        return self.head(x)
 
 
 def fuse(model: KASportsFormer, half: bool = False, use_sdpa: bool = False) -> FusedKASportsFormer:
     """The export form of a reference model; half=True stores weights in FP16 (islands stay FP32)."""
-    fused = FusedKASportsFormer(model, use_sdpa).eval()
+    fused = FusedKASportsFormer(model, use_sdpa, fold_layer_scale=not half).eval()
     for parameter in fused.parameters():
         parameter.requires_grad_(False)
-    return fused.half() if half else fused
+    if half:
+        fused.half()
+        for name in FP32_MODULES:
+            fused.get_submodule(name).float()
+    return fused
