@@ -31,6 +31,10 @@ EXAMPLES = """examples:
   kasf train --out runs/mocap --resume
   kasf eval runs/mocap/best.pt --flip --json runs/mocap/test.json
   kasf export --checkpoint runs/mocap/best.pt -o model_fp16.onnx --fp16
+  kasf build model_fp16.onnx -o model_fp16.engine --max-batch 256 --timing-cache trt.cache
+  kasf parity --engine model_fp16.engine --reference runs/mocap/best.pt --json parity.json
+  kasf parity --engine runs/mocap/best.pt --device cuda --precision fp16 --cuda-graphs
+  kasf export-triton model_fp16.engine --repository triton_models --instances 2 --preferred-batch 8 16
 """
 
 
@@ -215,6 +219,126 @@ def _export_parity(checkpoint, path: Path, n_clips: int) -> dict:
     return parity
 
 
+def add_triton_arguments(parser: argparse.ArgumentParser) -> None:
+    from .triton import DEFAULT_NAME, DEFAULT_ONNX_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, KINDS
+
+    parser.add_argument("model", help="the .engine/.plan (with its sidecar JSON) or .onnx file")
+    parser.add_argument("--repository", required=True, help="the model repository directory")
+    parser.add_argument("--name", default=DEFAULT_NAME, help=f"model name in the repository (default {DEFAULT_NAME})")
+    parser.add_argument("--max-batch", type=int,
+                        help=f"max_batch_size (default: the engine profile's max; {DEFAULT_ONNX_MAX_BATCH} for ONNX)")
+    parser.add_argument("--instances", type=int, default=1, help="model instances (default 1)")
+    parser.add_argument("--kind", choices=KINDS, default="gpu", help="instance kind (default gpu; cpu only for ONNX)")
+    parser.add_argument("--preferred-batch", type=int, nargs="+", default=[], metavar="N",
+                        help="the dynamic batcher's preferred batch sizes (default none)")
+    parser.add_argument("--max-queue-delay-us", type=int, default=DEFAULT_QUEUE_DELAY_US,
+                        help=f"longest a request waits for its batch to fill, in microseconds "
+                             f"(default {DEFAULT_QUEUE_DELAY_US})")
+    parser.add_argument("--force", action="store_true", help="replace an existing model directory")
+
+
+def cmd_export_triton(args: argparse.Namespace) -> int:
+    from google.protobuf import text_format
+
+    from .triton import export_triton
+
+    model = export_triton(args.model, args.repository, name=args.name, max_batch=args.max_batch,
+                          instances=args.instances, kind=args.kind, preferred_batch_sizes=args.preferred_batch,
+                          max_queue_delay_us=args.max_queue_delay_us, overwrite=args.force)
+    print(f"wrote {model.directory}: {model.config.platform}, max batch {model.config.max_batch_size}, "
+          f"{args.instances} x {args.kind.upper()} instance(s), model {model.model_path.name}")
+    print(text_format.MessageToString(model.config), end="")
+    if model.note:
+        print(f"note: {model.note}")
+    print(f"serve it with: tritonserver --model-repository {Path(args.repository).resolve()}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .engines.tensorrt import build_engine
+
+    built = build_engine(args.onnx, args.output, args.min_batch, args.opt_batch, args.max_batch,
+                         args.workspace, args.opt_level, args.timing_cache)
+    sidecar, report = built.sidecar, built.sidecar["precision_report"]
+    profile = {k: v[0] for k, v in sidecar["profile"].items()}
+    print(f"wrote {built.path}: {sidecar['precision']} graph, TensorRT {sidecar['tensorrt_version']} "
+          f"({sidecar['network']}), {sidecar['gpu_name']} (compute capability {sidecar['compute_capability']}), "
+          f"{sidecar['engine_bytes'] / 1e6:.1f} MB in {sidecar['builder']['build_seconds']:.0f} s")
+    print(f"  batch profile min {profile['min']}, opt {profile['opt']}, max {profile['max']}; "
+          f"sidecar {built.sidecar_path.name}, layer information {built.layers_path.name}")
+    if not report["detailed"]:
+        print(f"  {report['note']}")
+        return 0
+    fused = report["fused_attention_layers"]
+    print(f"  {report['layers']} layers, {100 * report['fp16_share']:.1f}% of the floating-point ones in FP16; "
+          f"attention {'fused (' + str(len(fused)) + ' layers)' if fused else 'not fused'}")
+    if sidecar["precision"] == "fp16" and report["fp16_share"] == 0:
+        print(f"kasf build: error: {built.path} was built from an FP16 graph but runs no layer in FP16 (see "
+              f"{built.layers_path.name}): it is an FP32 engine", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _engine_options(args: argparse.Namespace, backend: str) -> dict:
+    """The engine options given on the command line; the backend refuses those it does not take."""
+    given = {"device": args.device, "precision": args.precision, "cuda_graphs": args.cuda_graphs or None,
+             "provider": args.provider, "config": args.config if backend == "torch" else None}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _reproduction(engine, backend: str, batch: int) -> list[str]:
+    from .export.onnx import INPUT_NAME
+    from .parity import reproduction_commands
+
+    if backend == "tensorrt":
+        side = engine.sidecar
+        profile = tuple(side["profile"][k][0] for k in ("min", "opt", "max"))
+        return reproduction_commands(side["onnx"]["path"], side["input"], engine.n_frames, engine.precision,
+                                     batch, profile, str(engine.path))
+    if backend == "onnxruntime":
+        return reproduction_commands(str(engine.path), INPUT_NAME, engine.n_frames, engine.precision, batch,
+                                     (1, batch, batch))
+    return []
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from .data.splits import load_splits
+    from .engines import backend_for, load_engine, recorded_model
+    from .parity import check_reference, compare_on_clips, format_parity, format_per_joint
+
+    backend = backend_for(args.engine, args.backend).name
+    engine_config, engine_source = recorded_model(args.engine, backend, args.config)
+    if args.reference is None and backend != "torch":
+        origin = f", {engine_source['file']}" if engine_source.get("file") else ""
+        raise KasfError(f"{args.engine} ({backend} backend) holds no PyTorch weights to compare with: pass "
+                        f"--reference with the checkpoint it was exported from{origin} (--config too for an "
+                        "authors' checkpoint)")
+    reference_path = args.reference or args.engine
+    reference = read_checkpoint(reference_path, args.config)
+    notes = check_reference(reference.config.to_dict(), reference.source, engine_config, engine_source)
+    with load_engine(args.engine, backend, **_engine_options(args, backend)) as engine:
+        clips = load_splits("mocap", n_frames=reference.config.n_frames).test
+        clips = clips.select(slice(0, args.clips))
+        report = compare_on_clips(build_from_checkpoint(reference), engine, clips, args.batch_size)
+        commands = _reproduction(engine, backend, min(args.batch_size, len(clips)))
+        report.update(engine=str(args.engine), reference=str(reference_path), engine_metadata=engine.metadata(),
+                      notes=notes + list(getattr(engine, "notes", [])), commands=commands)
+    print(format_parity([report], title=f"{args.engine} against PyTorch FP32 ({reference_path}) on {len(clips)} "
+                                        "motion-capture test clips (mm per joint)"))
+    print()
+    print(format_per_joint(report))
+    for note in report["notes"]:
+        print(f"note: {note}")
+    if commands:
+        print("\nthe same check outside kasf:")
+        print("\n".join(f"  {command}" for command in commands))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    return 0 if report["passed"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kasf", description=__doc__.splitlines()[0], epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -265,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_arguments(export)
     export.set_defaults(run=cmd_export)
 
+    triton = commands.add_parser("export-triton", help="a Triton Inference Server model repository entry",
+                                 description="Put a TensorRT engine (.engine/.plan with its sidecar JSON) or a "
+                                             "kasf ONNX graph into a Triton model repository with dynamic batching.")
+    add_triton_arguments(triton)
+    triton.set_defaults(run=cmd_export_triton)
+
     evaluate = commands.add_parser("eval", help="the paper's tables (MPJPE, P-MPJPE in mm) for a checkpoint")
     evaluate.add_argument("checkpoint", help="a kasf or authors' checkpoint")
     evaluate.add_argument("--config", help="the authors' YAML (for their checkpoints)")
@@ -274,6 +404,43 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="cpu", help="torch device (default cpu)")
     _add_data_arguments(evaluate)
     evaluate.set_defaults(run=cmd_eval)
+
+    build = commands.add_parser("build", help="TensorRT engine from an ONNX graph (needs tensorrt and a GPU)",
+                                description="Build a strongly typed TensorRT engine from a `kasf export` graph, "
+                                            "with a sidecar JSON and a precision report (share of FP16 layers, "
+                                            "fused attention).")
+    build.add_argument("onnx", help="a graph from `kasf export` (--fp16 for an FP16 engine)")
+    build.add_argument("-o", "--output", required=True, help="the engine to write (.engine); its sidecar goes beside it")
+    build.add_argument("--min-batch", type=int, default=1, help="smallest batch the engine takes (default 1)")
+    build.add_argument("--opt-batch", type=int, default=32, help="batch TensorRT tunes for (default 32)")
+    build.add_argument("--max-batch", type=int, default=256, help="largest batch the engine takes (default 256)")
+    build.add_argument("--workspace", type=float, default=4.0, help="builder workspace in GiB (default 4)")
+    build.add_argument("--opt-level", type=int, default=3, choices=range(6), metavar="0-5",
+                       help="builder optimisation level (default 3, TensorRT's)")
+    build.add_argument("--timing-cache", help="timing cache file: read if present, written after the build")
+    build.set_defaults(run=cmd_build)
+
+    from .engines import BACKENDS
+    from .engines.torch import PRECISIONS
+
+    parity = commands.add_parser("parity", help="an engine against the PyTorch FP32 reference, in mm per joint",
+                                 description="Run an engine (.onnx, .engine/.plan, .pt/.pth) and the PyTorch FP32 "
+                                             "reference on the embedded motion capture's test clips; report the "
+                                             "deviation in mm against the budget (exit 1 when it fails).")
+    parity.add_argument("--engine", required=True, help="the model file to check")
+    parity.add_argument("--backend", choices=sorted(BACKENDS), help="default: from the file's suffix")
+    parity.add_argument("--reference", help="the checkpoint to compare with (default for a .pt/.pth: itself; "
+                                            "required for ONNX and TensorRT engines)")
+    parity.add_argument("--config", help="the authors' YAML (for their checkpoints)")
+    parity.add_argument("--clips", type=int, default=64, help="test clips to compare on (default 64)")
+    parity.add_argument("--batch-size", type=int, default=32, help="clips per engine call (default 32)")
+    parity.add_argument("--json", help="also write the report as JSON here")
+    options = parity.add_argument_group("engine options")
+    options.add_argument("--device", help="torch: cpu, cuda, cuda:N; tensorrt: cuda:N")
+    options.add_argument("--precision", choices=PRECISIONS, help="torch: fp32 (default) or fp16 (CUDA)")
+    options.add_argument("--cuda-graphs", action="store_true", help="torch, tensorrt: replay CUDA graphs")
+    options.add_argument("--provider", help="onnxruntime: cpu (default), cuda or tensorrt")
+    parity.set_defaults(run=cmd_parity)
     return parser
 
 

@@ -73,3 +73,13 @@ def _isolated_cache(tmp_path_factory):
     import os
 
     os.environ["KASF_CACHE_DIR"] = str(tmp_path_factory.mktemp("kasf-cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory) -> Path:
+    """The fixture checkpoint exported once to FP32 ONNX (for the engine and serving tests)."""
+    from kasf.checkpoint import read_checkpoint
+    from kasf.export.onnx import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    return export_onnx(read_checkpoint(AUTHORS_CHECKPOINT, AUTHORS_YAML), path).path

@@ -1,26 +1,63 @@
-"""ONNX Runtime backend: the CPU execution provider always; CUDA / TensorRT providers when
-onnxruntime-gpu is installed (the provider asked for must be the one in use)."""
+"""ONNX Runtime backend: the CPU execution provider always; the CUDA and TensorRT execution
+providers when onnxruntime-gpu is installed.
+
+ONNX Runtime silently falls back to the CPU when a GPU provider cannot start, so the engine checks
+that every provider it asked for is in use. On a GPU, inputs and outputs are bound to torch CUDA
+tensors (IO binding): one binding per batch size, bound once, so a run copies nothing through
+numpy and allocates nothing.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
-from ..errors import KasfError
-from ..export.onnx import INPUT_NAME, read_metadata
+from ..errors import InputError, KasfError
+from ..export.onnx import INPUT_NAME, OUTPUT_NAME, read_metadata
 from .base import Engine
+
+# What each kasf provider name asks ONNX Runtime for, in priority order (CPU runs what the others leave).
+EXECUTION_PROVIDERS = {
+    "cpu": ("CPUExecutionProvider",),
+    "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+}
+DEFAULT_TRT_BATCH_PROFILE = (1, 8, 64)
+
+
+@dataclass
+class _Binding:
+    """An IO binding with its input and output buffers, for one batch size."""
+    binding: object
+    keypoints: torch.Tensor
+    poses: torch.Tensor
+
+
+def _check_batch_profile(profile: tuple[int, int, int]) -> tuple[int, int, int]:
+    low, opt, high = (int(b) for b in profile)
+    if not 1 <= low <= opt <= high:
+        raise KasfError(f"TensorRT batch profile must be min <= opt <= max, all >= 1; got {tuple(profile)}")
+    return low, opt, high
 
 
 class OnnxRuntimeEngine(Engine):
     backend = "onnxruntime"
 
-    def __init__(self, path: str | Path, providers: Sequence[str] = ("CPUExecutionProvider",),
-                 threads: int | None = None):
+    def __init__(self, path: str | Path, provider: str = "cpu", device_id: int = 0, threads: int | None = None,
+                 io_binding: bool | None = None, trt_batch_profile: tuple[int, int, int] = DEFAULT_TRT_BATCH_PROFILE,
+                 trt_cache_dir: str | Path | None = None):
+        """provider: "cpu", "cuda" or "tensorrt". io_binding (default: on for the GPU providers) binds
+        torch tensors on the provider's device; trt_batch_profile is the (min, opt, max) batch the
+        TensorRT provider builds for, trt_cache_dir where it keeps engines and timing caches."""
         import onnxruntime as ort
 
+        if provider not in EXECUTION_PROVIDERS:
+            raise KasfError(f"unknown ONNX Runtime provider {provider!r}: "
+                            f"choose one of {', '.join(EXECUTION_PROVIDERS)}")
+        self.trt_batch_profile = _check_batch_profile(trt_batch_profile) if provider == "tensorrt" else None
         path = Path(path)
         if not path.is_file():
             raise KasfError(f"ONNX model {path} does not exist")
@@ -29,24 +66,94 @@ class OnnxRuntimeEngine(Engine):
             raise KasfError(f"{path} has no kasf metadata: export it with `kasf export` / export/to_onnx.py")
         precision = meta.get("kasf_precision", "fp32")
         super().__init__(meta["kasf_model_config"]["n_frames"], precision)
+        wanted = EXECUTION_PROVIDERS[provider]
+        absent = [name for name in wanted if name not in ort.get_available_providers()]
+        if absent:
+            raise KasfError(f"this ONNX Runtime build ({ort.__version__}, providers {ort.get_available_providers()}) "
+                            f"has no {', '.join(absent)}: install onnxruntime-gpu (it replaces onnxruntime) "
+                            "with a CUDA that matches it, or use provider 'cpu'")
+        self.device = torch.device("cpu") if provider == "cpu" else torch.device("cuda", device_id)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise KasfError(f"provider {provider!r} needs torch with CUDA (inputs and outputs are torch CUDA "
+                            "tensors); this torch has no CUDA device")
+
         options = ort.SessionOptions()
         # ORT_ENABLE_ALL has crashed ORT on FP16 graphs (see the README); EXTENDED is safe.
         options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED if precision == "fp16"
                                             else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
         if threads:
             options.intra_op_num_threads = threads
+        providers = [(name, self._provider_options(name, device_id, trt_cache_dir)) for name in wanted]
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=list(providers))
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as err:  # ORT raises its own Fail/InvalidGraph/... types
-            raise KasfError(f"ONNX Runtime cannot load {path}: {err}") from None
-        missing = [p for p in providers if p not in self.session.get_providers()]
+            raise KasfError(f"ONNX Runtime cannot load {path} with {', '.join(wanted)}: {err}") from None
+        missing = [name for name in wanted if name not in self.session.get_providers()]
         if missing:
             raise KasfError(f"ONNX Runtime fell back from {', '.join(missing)} to {self.session.get_providers()}: "
-                            "install onnxruntime-gpu with a matching CUDA, or ask for CPUExecutionProvider")
-        self.path, self.providers = path, list(providers)
+                            "check that the CUDA, cuDNN (and TensorRT) libraries onnxruntime-gpu needs are "
+                            "installed (its log above says which failed), or use provider 'cpu'")
+        self.path, self.provider, self.device_id = path, provider, device_id
+        self.io_binding = self.device.type == "cuda" if io_binding is None else io_binding
+        self._bindings: dict[int, _Binding] = {}
+
+    def _provider_options(self, name: str, device_id: int, trt_cache_dir: str | Path | None) -> dict:
+        if name == "CPUExecutionProvider":
+            return {}
+        if name == "CUDAExecutionProvider":
+            return {"device_id": device_id}
+        from ..data.mocap import default_cache_dir
+
+        cache = Path(trt_cache_dir) if trt_cache_dir else default_cache_dir() / "onnxruntime-tensorrt"
+        cache.mkdir(parents=True, exist_ok=True)
+        shape = f"{self.n_frames}x17x3"
+        low, opt, high = self.trt_batch_profile
+        return {
+            "device_id": device_id,
+            # The precision is the graph's: FP16 kernels only for the FP16 graph (its FP32 islands are typed
+            # FP32), never for the FP32 graph, where the flag would let TensorRT pick FP16 anywhere.
+            "trt_fp16_enable": self.precision == "fp16",
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache),
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": str(cache),
+            "trt_profile_min_shapes": f"{INPUT_NAME}:{low}x{shape}",
+            "trt_profile_opt_shapes": f"{INPUT_NAME}:{opt}x{shape}",
+            "trt_profile_max_shapes": f"{INPUT_NAME}:{high}x{shape}",
+        }
 
     def _infer(self, keypoints: torch.Tensor) -> np.ndarray:
-        return self.session.run(None, {INPUT_NAME: keypoints.numpy()})[0]
+        batch = keypoints.shape[0]
+        if self.trt_batch_profile and not self.trt_batch_profile[0] <= batch <= self.trt_batch_profile[2]:
+            raise InputError(f"batch {batch} is outside the TensorRT profile's batch range "
+                             f"{self.trt_batch_profile[0]}..{self.trt_batch_profile[2]} (trt_batch_profile)")
+        if not self.io_binding:
+            return self.session.run(None, {INPUT_NAME: keypoints.cpu().numpy()})[0]
+        bound = self._bindings.get(batch) or self._bind(batch)
+        bound.keypoints.copy_(keypoints)
+        if self.device.type == "cuda":
+            # ORT runs on its own stream and does not wait for torch's: the copy above must be done.
+            torch.cuda.current_stream(self.device).synchronize()
+        # Run() synchronises ORT's stream before it returns (run option disable_synchronize_execution_providers
+        # unset), so the bound output is complete here.
+        self.session.run_with_iobinding(bound.binding)
+        return bound.poses.cpu().numpy() if self.device.type == "cuda" else bound.poses.numpy().copy()
+
+    def _bind(self, batch: int) -> _Binding:
+        """Preallocate the input and output of one batch size on the device and bind them by address."""
+        shape = (batch, self.n_frames, 17, 3)
+        keypoints = torch.empty(shape, dtype=torch.float32, device=self.device)
+        poses = torch.empty(shape, dtype=torch.float32, device=self.device)
+        binding = self.session.io_binding()
+        device_id = self.device.index or 0
+        binding.bind_input(INPUT_NAME, self.device.type, device_id, np.float32, shape, keypoints.data_ptr())
+        binding.bind_output(OUTPUT_NAME, self.device.type, device_id, np.float32, shape, poses.data_ptr())
+        self._bindings[batch] = _Binding(binding, keypoints, poses)
+        return self._bindings[batch]
 
     def metadata(self) -> dict:
-        return {**super().metadata(), "path": str(self.path), "providers": self.providers}
+        return {**super().metadata(), "path": str(self.path), "provider": self.provider,
+                "providers": self.session.get_providers(), "device": str(self.device), "io_binding": self.io_binding}
+
+    def close(self) -> None:
+        self._bindings.clear()
