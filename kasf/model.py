@@ -124,7 +124,7 @@ def count_parameters(model: nn.Module) -> int:
 def _tracing() -> bool:
     """Tracing, exporting or capturing a CUDA graph: no data-dependent checks (they would sync)."""
     return (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
-            or torch.cuda.is_current_stream_capturing())
+            or (torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()))
 
 
 def check_keypoints(keypoints: torch.Tensor, n_frames: int) -> None:
