@@ -231,3 +231,19 @@ def test_fused_graph_of_the_paper_depth_has_at_least_40_percent_fewer_nodes():
 def test_nodes_carry_no_exporter_stack_traces(exported):
     graph = onnx.load(str(exported["fp32"].path))
     assert not any(node.metadata_props for node in graph.graph.node)
+
+
+def test_truncated_foreign_and_newer_graphs_are_refused(exported, tmp_path):
+    data = exported["fp32"].path.read_bytes()
+    truncated, foreign, newer = tmp_path / "truncated.onnx", tmp_path / "foreign.onnx", tmp_path / "newer.onnx"
+    truncated.write_bytes(data[: len(data) // 2])
+    foreign.write_bytes(b"PK\x03\x04" + b"a zip archive, not a graph" * 8)
+    graph = onnx.load(str(exported["fp32"].path))
+    next(p for p in graph.metadata_props if p.key == "kasf_metadata_version").value = "2"
+    onnx.save(graph, str(newer))
+    for path in (truncated, foreign):
+        with pytest.raises(KasfError, match="is not an ONNX model, or it is truncated"):
+            OnnxRuntimeEngine(path)
+    with pytest.raises(KasfError, match="metadata is format version 2 .* reads up to 1: upgrade kasf"):
+        OnnxRuntimeEngine(newer)
+    assert read_metadata(exported["fp32"].path)["kasf_metadata_version"] == 1

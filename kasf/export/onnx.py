@@ -18,6 +18,7 @@ from typing import Any
 
 import onnx
 import torch
+from google.protobuf.message import DecodeError
 
 from .. import __version__
 from ..checkpoint import Checkpoint, build_from_checkpoint
@@ -31,6 +32,7 @@ INPUT_NAME, OUTPUT_NAME = "keypoints_2d", "poses_3d"
 # torch's exporter writes opset 18 and up (LayerNormalization is 17); the Attention op is 23.
 MIN_OPSET, MAX_OPSET = 18, 23
 DEFAULT_OPSET = 18
+METADATA_VERSION = 1  # of the kasf_* keys below; a reader refuses a newer one
 
 
 class ExportError(KasfError):
@@ -91,6 +93,7 @@ def metadata(checkpoint: Checkpoint, precision: str) -> dict[str, str]:
     """What a runtime needs to use the graph without the checkpoint: kasf's keys in the file."""
     return {
         "kasf_version": __version__,
+        "kasf_metadata_version": str(METADATA_VERSION),
         "kasf_model_config": json.dumps(checkpoint.config.to_dict()),
         "kasf_skeleton": json.dumps({"joints": list(JOINT_NAMES), "parents": list(PARENTS)}),
         "kasf_input_normalization": json.dumps(checkpoint.normalization.to_dict()),
@@ -103,9 +106,16 @@ def metadata(checkpoint: Checkpoint, precision: str) -> dict[str, str]:
 
 
 def read_metadata(model: onnx.ModelProto | str | Path) -> dict[str, Any]:
-    """kasf's metadata of an exported graph, JSON values decoded."""
+    """kasf's metadata of an exported graph, JSON values decoded. A file that is not a whole ONNX
+    model, or one written in a newer kasf metadata format, is refused with a message saying so."""
     if not isinstance(model, onnx.ModelProto):
-        model = onnx.load(str(model), load_external_data=False)
+        try:
+            model = onnx.load(str(model), load_external_data=False)
+        except DecodeError:
+            raise ExportError(f"{model} is not an ONNX model, or it is truncated: it does not parse as one "
+                              "(export it again with `kasf export`)") from None
+        except OSError as err:
+            raise ExportError(f"cannot read {model}: {err.strerror}") from None
     values = {}
     for prop in model.metadata_props:
         if prop.key.startswith("kasf_"):
@@ -113,6 +123,11 @@ def read_metadata(model: onnx.ModelProto | str | Path) -> dict[str, Any]:
                 values[prop.key] = json.loads(prop.value)
             except json.JSONDecodeError:
                 values[prop.key] = prop.value
+    written = values.get("kasf_metadata_version", METADATA_VERSION)
+    if not isinstance(written, int) or written > METADATA_VERSION:
+        raise ExportError(f"this graph's kasf metadata is format version {written} (kasf "
+                          f"{values.get('kasf_version', '?')}); this kasf ({__version__}) reads up to "
+                          f"{METADATA_VERSION}: upgrade kasf")
     return values
 
 
