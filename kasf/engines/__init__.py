@@ -90,3 +90,23 @@ def recorded_model(path: str | Path, backend: str | None = None, config=None) ->
     if "kasf_model_config" not in meta:
         raise KasfError(f"{path} has no kasf metadata: export it with `kasf export`")
     return meta["kasf_model_config"], meta.get("kasf_source", {})
+
+
+def add_engine_arguments(parser) -> None:
+    """The engine options of every command that loads a model file; a backend refuses the
+    options it does not take (load_engine says which it takes)."""
+    options = parser.add_argument_group("engine options")
+    options.add_argument("--backend", choices=sorted(BACKENDS), help="default: from the file's suffix")
+    options.add_argument("--config", help="the authors' YAML, for their checkpoints")
+    options.add_argument("--device", help="torch: cpu, cuda, cuda:N; tensorrt: cuda:N")
+    options.add_argument("--precision", choices=("fp32", "fp16"), help="torch: fp32 (default) or fp16 (CUDA)")
+    options.add_argument("--cuda-graphs", action="store_true", help="torch, tensorrt: replay CUDA graphs")
+    options.add_argument("--provider", help="onnxruntime: cpu (default), cuda or tensorrt")
+    options.add_argument("--threads", type=int, help="onnxruntime: intra-op threads")
+
+
+def engine_options(args, backend: str) -> dict:
+    """The engine options given on a command line made by add_engine_arguments."""
+    given = {"device": args.device, "precision": args.precision, "cuda_graphs": args.cuda_graphs or None,
+             "provider": args.provider, "threads": args.threads, "config": args.config if backend == "torch" else None}
+    return {name: value for name, value in given.items() if value is not None}

@@ -4,7 +4,7 @@ any backend code runs, with messages that name the problem."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ class Engine(ABC):
     """A loaded model that maps keypoints [B, T, 17, 3] to poses [B, T, 17, 3] (float32 numpy)."""
 
     backend: str = ""
+    device = torch.device("cpu")
 
     def __init__(self, n_frames: int, precision: str):
         self.n_frames = n_frames
@@ -39,6 +40,12 @@ class Engine(ABC):
         for _ in range(iterations):
             self.infer(keypoints)
 
+    def compute_timer(self, batch: int) -> Callable[[], float] | None:
+        """A callable that runs the model once on device-resident inputs of this batch size and
+        returns the device's compute time in seconds: compute apart from host-device copies. None
+        where the backend runs on the CPU, where the two are one."""
+        return None
+
     def metadata(self) -> dict[str, Any]:
         return {"backend": self.backend, "precision": self.precision, "n_frames": self.n_frames}
 
@@ -50,3 +57,13 @@ class Engine(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def cuda_event_seconds(work: Callable[[], Any], stream: torch.cuda.Stream | None = None) -> float:
+    """Device time of the work queued by `work`, by CUDA events on the stream it is queued on."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record(stream)
+    work()
+    end.record(stream)
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3

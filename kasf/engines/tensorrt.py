@@ -37,7 +37,7 @@ from ..checkpoint import file_sha256
 from ..errors import InputError, KasfError
 from ..export.onnx import read_metadata
 from ..files import atomic_write
-from .base import Engine
+from .base import Engine, cuda_event_seconds
 
 SIDECAR_FORMAT = "kasf-tensorrt-engine"
 SIDECAR_VERSION = 1
@@ -340,7 +340,7 @@ class TensorRTEngine(Engine):
             raise KasfError(f"{path} is not the plan its sidecar {sidecar_path(path).name} describes (SHA-256 "
                             "differs): rebuild it with `kasf build`")
         super().__init__(sidecar["model_config"]["n_frames"], sidecar["precision"])
-        self.path, self.sidecar, self.device, self.cuda_graphs = path, sidecar, device, cuda_graphs
+        self.path, self.sidecar, self.device, self.cuda_graphs = path, sidecar, torch.device("cuda", device), cuda_graphs
         self.input_name, self.output_name = sidecar["input"], sidecar["output"]
         with torch.cuda.device(device):
             self._logger = trt.Logger(trt.Logger.WARNING)
@@ -405,17 +405,28 @@ class TensorRTEngine(Engine):
         host_input.copy_(keypoints)
         with torch.cuda.device(self.device), torch.cuda.stream(self.stream):
             self._device_input[:batch].copy_(host_input, non_blocking=True)
-            if self.cuda_graphs:
-                graph, _ = self._graphs.get(batch) or self._capture(batch)
-                graph.replay()
-            else:
-                if batch != self._context_batch:
-                    self._bind(self.context, batch)
-                    self._context_batch = batch
-                self._enqueue(self.context)
+            self._runner(batch)()
             host_output.copy_(self._device_output[:batch], non_blocking=True)
         self.stream.synchronize()
         return host_output.numpy().copy()
+
+    def _runner(self, batch: int):
+        """What runs the engine on the device buffers for this batch: a graph replay, or an enqueue
+        on the shared context bound to the batch's shape."""
+        if self.cuda_graphs:
+            return (self._graphs.get(batch) or self._capture(batch))[0].replay
+
+        def enqueue() -> None:
+            if batch != self._context_batch:
+                self._bind(self.context, batch)
+                self._context_batch = batch
+            self._enqueue(self.context)
+        return enqueue
+
+    def compute_timer(self, batch: int):
+        with torch.cuda.device(self.device):
+            run = self._runner(batch)
+        return lambda: cuda_event_seconds(run, self.stream)
 
     def metadata(self) -> dict:
         return {**super().metadata(), "path": str(self.path), "tensorrt_version": self.sidecar["tensorrt_version"],

@@ -17,7 +17,7 @@ from ..checkpoint import load_model
 from ..config import ModelConfig
 from ..errors import KasfError
 from ..model import KASportsFormer
-from .base import Engine
+from .base import Engine, cuda_event_seconds
 
 PRECISIONS = ("fp32", "fp16")
 
@@ -81,6 +81,19 @@ class TorchEngine(Engine):
             raise KasfError(f"capturing a CUDA graph of the model for batch {batch} failed: {err}") from None
         self._graphs[batch] = (graph, static_input, static_output)
         return self._graphs[batch]
+
+    def compute_timer(self, batch: int):
+        if self.device.type != "cuda":
+            return None
+        if self.cuda_graphs:
+            graph = (self._graphs.get(batch) or self._capture(batch))[0]
+            return lambda: cuda_event_seconds(graph.replay)
+        resident = torch.zeros((batch, self.n_frames, 17, 3), device=self.device)
+
+        @torch.no_grad()
+        def forward():
+            self._forward(resident)
+        return lambda: cuda_event_seconds(forward)
 
     def metadata(self) -> dict:
         return {**super().metadata(), "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
