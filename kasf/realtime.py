@@ -1,0 +1,166 @@
+"""How many people the streaming runtime keeps up with in real time on this machine.
+
+A recorded multi-person sequence (the embedded motion capture's test split, one person per test
+sequence: a different motion or camera each, in pixels) is replayed at a camera's frame rate
+through a StreamRuntime. Frames arrive every 1/fps seconds; a frame that arrives while the
+runtime is still busy waits, and frames overtaken by a newer one before the runtime is free are
+dropped, as a capture app that always lifts the newest frame would do.
+
+Criterion: N people are sustainable when the p99 of the per-frame total latency is within the
+frame budget (1/fps) and at most 1% of the frames are dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from .engines.base import Engine
+from .errors import KasfError
+from .stream import StreamRuntime
+from .table import render_table
+
+MAX_DROPPED_SHARE = 0.01
+CRITERION = f"p99 total latency <= 1/fps and at most {MAX_DROPPED_SHARE:.0%} of frames dropped"
+
+
+def recorded_people(count: int, seed: int = 0) -> tuple[list[np.ndarray], tuple[float, float]]:
+    """Pixel keypoints [frames, 17, 3] (confidence 1: ground-truth 2D) of `count` people and the
+    image size (W, H). Person i replays test sequence i mod S; people sharing a sequence start
+    at different frames of it."""
+    from .data.clips import sequence_bounds
+    from .data.mocap import load_mocap_source
+    from .data.source import parse_split
+    from .data.splits import RESOLUTIONS
+
+    if count < 1:
+        raise KasfError(f"the number of people must be at least 1, got {count}")
+    frames = parse_split(load_mocap_source(seed=seed), "test", "mocap")
+    confidence = np.ones(frames.joint_2d.shape[:2], np.float32) if frames.confidence is None else frames.confidence
+    keypoints = np.concatenate([frames.joint_2d, confidence[..., None]], axis=-1).astype(np.float32)
+    sequences = [keypoints[start:end] for start, end in sequence_bounds(frames.source)]
+    people = []
+    for person in range(count):
+        sequence = sequences[person % len(sequences)]
+        people.append(np.roll(sequence, -(person // len(sequences)) * 7 % len(sequence), axis=0))
+    return people, RESOLUTIONS["mocap"]
+
+
+def back_and_forth(sequence: np.ndarray, frame: int) -> np.ndarray:
+    """Frame `frame` of the sequence played forwards, backwards, forwards... (no jump at the ends)."""
+    if len(sequence) == 1:
+        return sequence[0]
+    period = 2 * (len(sequence) - 1)
+    index = frame % period
+    return sequence[index if index < len(sequence) else period - index]
+
+
+def replay(engine: Engine, people: list[np.ndarray], image_size: tuple[float, float], fps: float,
+           seconds: float, mode: str = "causal") -> dict:
+    """Play the people's keypoints at `fps` for `seconds` through a fresh runtime; latency
+    percentiles (ms), frames processed and dropped, and whether it kept up."""
+    if fps <= 0 or seconds <= 0:
+        raise KasfError(f"fps and seconds must be positive, got {fps} and {seconds}")
+    runtime = StreamRuntime(engine, mode=mode, image_size=image_size)
+    engine.warmup(batch=len(people))
+    budget, frames = 1.0 / fps, max(1, round(seconds * fps))
+    dropped, frame, start = 0, 0, time.perf_counter()
+    while frame < frames:
+        wait = start + frame * budget - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        runtime.process({person: back_and_forth(sequence, frame) for person, sequence in enumerate(people)})
+        newest = min(frames, int((time.perf_counter() - start) * fps))   # the newest frame arrived by now
+        following = max(frame + 1, newest)
+        dropped += following - frame - 1
+        frame = following
+    runtime.close_all()
+    summary = runtime.latency.summary()
+    keeps_up = summary["total_p99_ms"] <= 1e3 * budget and dropped <= MAX_DROPPED_SHARE * frames
+    return {"people": len(people), "fps": fps, "mode": mode, "frames": frames, "processed": summary.pop("frames"),
+            "dropped": dropped, **summary, "keeps_up": bool(keeps_up)}
+
+
+def most_people(run: Callable[[int], dict], limit: int) -> tuple[int, list[dict]]:
+    """The most people `run(n)` keeps up with, up to `limit`: doubling from 1, then bisecting
+    between the last count that kept up and the first that did not. 0 when one person is too many."""
+    trials: dict[int, dict] = {}
+
+    def keeps_up(count: int) -> bool:
+        trials[count] = run(count)
+        return trials[count]["keeps_up"]
+
+    good, bad, count = 0, None, 1
+    while bad is None and good < limit:
+        if keeps_up(count):
+            good, count = count, min(2 * count, limit)
+        else:
+            bad = count
+    while bad is not None and bad - good > 1:
+        middle = (good + bad) // 2
+        good, bad = (middle, bad) if keeps_up(middle) else (good, middle)
+    return good, [trials[count] for count in sorted(trials)]
+
+
+def format_replays(reports: list[dict], title: str = "") -> str:
+    headers = ["people", "fps", "mode", "frames", "dropped", "engine p50", "engine p99",
+               "total p50", "total p90", "total p99", "budget", "keeps up"]
+    rows = [[r["people"], r["fps"], r["mode"], r["frames"], r["dropped"], r["engine_p50_ms"], r["engine_p99_ms"],
+             r["total_p50_ms"], r["total_p90_ms"], r["total_p99_ms"], 1e3 / r["fps"], "yes" if r["keeps_up"] else "no"]
+            for r in reports]
+    return render_table(headers, rows, title=title)
+
+
+def add_realtime_arguments(parser) -> None:
+    """The options of `kasf realtime` and benchmarks/realtime.py."""
+    from .engines import add_engine_arguments
+    from .stream import MODES
+
+    parser.add_argument("--engine", required=True, help="the model file (.onnx, .engine/.plan, .pt/.pth)")
+    parser.add_argument("--people", type=int, nargs="+", default=[1, 4, 8],
+                        help="people tracked at once, one replay each (default 1 4 8)")
+    parser.add_argument("--fps", type=float, default=30.0, help="camera frame rate (default 30)")
+    parser.add_argument("--mode", choices=MODES, default="causal", help="latency mode (default causal)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each replay (default 5)")
+    parser.add_argument("--max-people", type=int, default=256,
+                        help="upper end of the search for the most people sustainable (default 256)")
+    parser.add_argument("--no-search", action="store_true", help="only replay the --people counts")
+    parser.add_argument("--json", help="also write the reports as JSON here")
+    add_engine_arguments(parser)
+
+
+def realtime_from_arguments(args) -> int:
+    """Replay each --people count, then search for the most people sustainable; print one table."""
+    import json
+    from pathlib import Path
+
+    from .engines import backend_for, engine_options, load_engine
+
+    limit = max([args.max_people, *args.people])
+    people, image_size = recorded_people(limit)
+
+    backend = backend_for(args.engine, args.backend).name
+    with load_engine(args.engine, backend, **engine_options(args, backend)) as engine:
+        def run(count: int) -> dict:
+            return replay(engine, people[:count], image_size, args.fps, args.seconds, args.mode)
+
+        reports = [run(count) for count in args.people]
+        title = (f"{args.engine} ({engine.backend}, {engine.precision}), {args.mode} mode at {args.fps:g} fps, "
+                 f"{args.seconds:g} s per replay; latency in ms")
+        print(format_replays(reports, title))
+        result = {"engine": str(args.engine), "engine_metadata": engine.metadata(), "criterion": CRITERION,
+                  "runs": reports}
+        if not args.no_search:
+            best, trials = most_people(run, args.max_people)
+            print()
+            print(format_replays(trials, f"search for the most people ({CRITERION})"))
+            limit_note = " (the search limit, --max-people)" if best == args.max_people else ""
+            print(f"\nmost people sustainable at {args.fps:g} fps ({args.mode}) on this machine: {best}{limit_note}")
+            result.update(search=trials, most_people=best)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+        print(f"wrote {args.json}")
+    return 0

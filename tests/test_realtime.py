@@ -1,0 +1,27 @@
+import numpy as np
+import pytest
+
+from kasf.engines import load_engine
+from kasf.realtime import back_and_forth, most_people, recorded_people, replay
+
+
+def test_back_and_forth_turns_at_both_ends():
+    sequence = np.arange(4)
+    assert [int(back_and_forth(sequence, f)) for f in range(9)] == [0, 1, 2, 3, 2, 1, 0, 1, 2]
+
+
+@pytest.mark.parametrize("capacity, limit, best", [(5, 64, 5), (0, 64, 0), (1, 64, 1), (100, 64, 64), (8, 8, 8)])
+def test_most_people_doubles_then_bisects(capacity, limit, best):
+    found, trials = most_people(lambda count: {"people": count, "keeps_up": count <= capacity}, limit)
+    assert found == best
+    assert all(trial["keeps_up"] == (trial["people"] <= capacity) for trial in trials)
+
+
+def test_a_short_replay_of_recorded_people_reports_latency(tiny_onnx):
+    people, image_size = recorded_people(3)
+    assert len(people) == 3 and image_size == (1920, 1080)
+    assert all(p.shape[1:] == (17, 3) and (p[..., 2] == 1).all() for p in people)
+    report = replay(load_engine(tiny_onnx, threads=1), people, image_size, fps=30, seconds=0.3, mode="centred")
+    assert report["people"] == 3 and report["frames"] == 9
+    assert report["processed"] + report["dropped"] == 9
+    assert report["total_p50_ms"] <= report["total_p99_ms"]

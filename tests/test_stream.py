@@ -1,0 +1,270 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kasf.engines import load_engine
+from kasf.engines.torch import TorchEngine
+from kasf.errors import InputError, KasfError
+from kasf.normalization import normalize_screen
+from kasf.stream import StreamRuntime
+
+from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML
+
+T, CENTRE = 27, 13
+
+
+# One thread per engine: the tiny model's calls are too small to share out, and on a busy machine
+# threads that wait for each other make the streaming tests' many small calls slow.
+@pytest.fixture(scope="module")
+def torch_engine():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield TorchEngine(AUTHORS_CHECKPOINT, AUTHORS_YAML)
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def onnx_engine(tiny_onnx):
+    return load_engine(tiny_onnx, threads=1)
+
+
+@pytest.fixture(params=["torch", "onnxruntime"])
+def engine(request):
+    return request.getfixturevalue(f"{'torch' if request.param == 'torch' else 'onnx'}_engine")
+
+
+def sequence(frames: int, seed: int) -> np.ndarray:
+    """A person's normalised keypoints [frames, 17, 3], confidences in (0.1, 1]."""
+    rng = np.random.default_rng(seed)
+    keypoints = rng.uniform(-1, 1, size=(frames, 17, 3)).astype(np.float32)
+    keypoints[..., 2] = rng.uniform(0.1, 1.0, size=(frames, 17))
+    return keypoints
+
+
+def padded(seq: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """seq[start:stop], with the first frame repeated before 0 and the last after the end."""
+    before = np.repeat(seq[:1], max(0, -start), axis=0)
+    after = np.repeat(seq[-1:], max(0, stop - len(seq)), axis=0)
+    return np.concatenate([before, seq[max(0, start):min(len(seq), stop)], after])
+
+
+def test_causal_mode_lifts_the_newest_frame_of_each_window(engine):
+    seq = sequence(30, seed=0)
+    runtime = StreamRuntime(engine, mode="causal", normalized=True)
+    results = [runtime.process({"a": frame}) for frame in seq]
+    assert all(len(r) == 1 for r in results)
+    windows = np.stack([padded(seq, j - T + 1, j + 1) for j in range(len(seq))])
+    expected = engine.infer(windows)[:, -1]
+    np.testing.assert_allclose(np.stack([r[0].pose for r in results]), expected, atol=1e-5)
+    assert [r[0].frame for r in results] == list(range(30)) == [r[0].track_frame for r in results]
+    assert runtime.close("a") == []
+
+
+def test_centred_mode_lifts_the_middle_frame_13_frames_late_and_flushes_on_close(engine):
+    seq = sequence(20, seed=1)
+    runtime = StreamRuntime(engine, mode="centred", normalized=True)
+    results = []
+    for j, frame in enumerate(seq):
+        ready = runtime.process({7: frame})
+        assert [r.track_frame for r in ready] == ([j - CENTRE] if j >= CENTRE else [])
+        results += ready
+    flushed = runtime.close(7)
+    assert [r.track_frame for r in flushed] == list(range(len(seq) - CENTRE, len(seq)))
+    results += flushed
+    windows = np.stack([padded(seq, k - CENTRE, k + CENTRE + 1) for k in range(len(seq))])
+    expected = engine.infer(windows)[:, CENTRE]
+    np.testing.assert_allclose(np.stack([r.pose for r in results]), expected, atol=1e-5)
+    assert runtime.tracks == []
+
+
+def test_a_track_shorter_than_the_delay_is_all_flushed_at_close(torch_engine):
+    seq = sequence(4, seed=2)
+    runtime = StreamRuntime(torch_engine, mode="centred", normalized=True)
+    assert all(runtime.process({"x": frame}) == [] for frame in seq)
+    flushed = runtime.close("x")
+    expected = torch_engine.infer(np.stack([padded(seq, k - CENTRE, k + CENTRE + 1) for k in range(4)]))[:, CENTRE]
+    np.testing.assert_allclose(np.stack([r.pose for r in flushed]), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["causal", "centred"])
+def test_a_persons_poses_do_not_depend_on_the_other_people_in_the_call(engine, mode):
+    people = {name: sequence(16, seed=10 + i) for i, name in enumerate("abcd")}
+    alone = StreamRuntime(engine, mode=mode, normalized=True)
+    crowd = StreamRuntime(engine, mode=mode, normalized=True)
+    poses_alone, poses_crowd = [], []
+    for j in range(16):
+        poses_alone += alone.process({"a": people["a"][j]})
+        frame = {name: seq[j] for name, seq in people.items() if name == "a" or j % 3 != 0}  # others come and go
+        poses_crowd += [r for r in crowd.process(frame) if r.track_id == "a"]
+    poses_alone += alone.close("a")
+    poses_crowd += [r for r in crowd.close_all() if r.track_id == "a"]
+    assert [r.track_frame for r in poses_alone] == [r.track_frame for r in poses_crowd] == list(range(16))
+    np.testing.assert_allclose(np.stack([r.pose for r in poses_crowd]), np.stack([r.pose for r in poses_alone]),
+                               atol=1e-5)
+
+
+def test_pixels_are_normalised_with_the_image_size(torch_engine):
+    pixels = np.random.default_rng(3).uniform(0, 1000, size=(3, 17, 3)).astype(np.float32)
+    pixels[..., 2] = 0.9
+    in_pixels = StreamRuntime(torch_engine, image_size=(1920, 1080))
+    normalised = StreamRuntime(torch_engine, normalized=True)
+    for frame, norm in zip(pixels, normalize_screen(pixels, 1920, 1080)):
+        np.testing.assert_allclose(in_pixels.process({0: frame})[0].pose, normalised.process({0: norm})[0].pose,
+                                   atol=1e-6)
+
+
+def test_missing_joints_keep_confidence_0_at_their_last_seen_place_or_the_frames_root(torch_engine):
+    seq = sequence(4, seed=4)
+    observed, filled = seq.copy(), seq.copy()
+    # joint 5 seen in frames 0-1, then missing with NaN coordinates: it stays where it was last seen
+    observed[2:, 5] = [np.nan, np.nan, 0.0]
+    filled[2:, 5] = np.concatenate([np.repeat(seq[1:2, 5, :2], 2, axis=0), np.zeros((2, 1))], axis=1)
+    # joint 9 never seen: the frame's root; in frame 3 the root is missing too: the mean of the seen joints
+    observed[:, 9, 2] = 0.0
+    observed[3, 0, 2] = 0.0
+    filled[:, 9] = np.concatenate([seq[:, 0, :2], np.zeros((4, 1))], axis=1)
+    filled[3, 0, 2] = 0.0
+    seen = observed[3, :, 2] > 0
+    filled[3, 9, :2] = observed[3, seen, :2].mean(axis=0)
+    filled[3, 0, :2] = seq[2, 0, :2]                              # the root itself: its last seen place
+    runtime = StreamRuntime(torch_engine, normalized=True)
+    poses = np.stack([runtime.process({0: frame})[0].pose for frame in observed])
+    expected = torch_engine.infer(np.stack([padded(filled, j - T + 1, j + 1) for j in range(4)]))[:, -1]
+    np.testing.assert_allclose(poses, expected, atol=1e-5)
+
+
+def test_a_person_never_seen_at_all_sits_at_the_screen_centre(torch_engine):
+    blank = np.zeros((17, 3), np.float32)
+    blank[:, :2] = np.nan
+    result = StreamRuntime(torch_engine, normalized=True).process({0: blank})
+    assert np.isfinite(result[0].pose).all()
+
+
+def frame_with(change) -> np.ndarray:
+    keypoints = sequence(1, seed=5)[0]
+    return change(keypoints)
+
+
+def set_value(joint: int, channel: int, value: float):
+    def change(keypoints):
+        keypoints[joint, channel] = value
+        return keypoints
+    return change
+
+
+BAD_FRAMES = {
+    "16 joints": (lambda k: k[:16], "shape [17, 3]"),
+    "2 channels": (lambda k: k[:, :2], "shape [17, 3]"),
+    "a batch": (lambda k: k[None], "shape [17, 3]"),
+    "text": (lambda k: k.astype(str), "real numbers"),
+    "NaN seen joint": (set_value(3, 0, np.nan), "joint 3 (right_ankle) has NaN coordinates but confidence above 0"),
+    "Inf": (set_value(4, 1, np.inf), "joint 4 (left_hip) has an infinite coordinate"),
+    "Inf unseen joint": (lambda k: set_value(4, 2, 0.0)(set_value(4, 1, -np.inf)(k)), "infinite coordinate"),
+    "negative confidence": (set_value(6, 2, -0.1), "joint 6 (left_ankle) has a confidence outside [0, 1]"),
+    "confidence above 1": (set_value(7, 2, 1.5), "joint 7 (spine) has a confidence outside [0, 1]"),
+    "NaN confidence": (set_value(8, 2, np.nan), "joint 8 (thorax) has a NaN confidence"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FRAMES)
+def test_a_bad_frame_is_an_input_error_naming_the_track_and_the_problem(torch_engine, case):
+    change, problem = BAD_FRAMES[case]
+    runtime = StreamRuntime(torch_engine, normalized=True)
+    runtime.process({"good": sequence(1, seed=6)[0]})
+    with pytest.raises(InputError, match="track 'bob' at frame 1") as error:
+        runtime.process({"good": sequence(1, seed=7)[0], "bob": frame_with(change)})
+    assert problem in str(error.value)
+    assert runtime.tracks == ["good"] and runtime.frame == 1      # the frame was refused as a whole
+
+
+def test_a_closed_track_cannot_be_reopened_or_closed_again(torch_engine):
+    runtime = StreamRuntime(torch_engine, normalized=True)
+    runtime.process({3: sequence(1, seed=8)[0]})
+    runtime.close(3)
+    with pytest.raises(InputError, match="track 3 at frame 1: the track was closed at frame 1; .* new track id"):
+        runtime.process({3: sequence(1, seed=8)[0]})
+    with pytest.raises(KasfError, match="cannot close track 3: it was already closed"):
+        runtime.close(3)
+    with pytest.raises(KasfError, match="cannot close track 4: it was never opened"):
+        runtime.close(4)
+
+
+def test_close_after_ends_idle_tracks_and_flushes_them_in_the_frames_call(torch_engine):
+    seq = sequence(16, seed=9)
+    runtime = StreamRuntime(torch_engine, mode="centred", normalized=True, close_after=2)
+    for j in range(16):
+        runtime.process({"a": seq[j], "b": seq[j]})
+    assert [r.track_id for r in runtime.process({"b": seq[0]})] == ["b"]
+    results = runtime.process({"b": seq[1]})                       # a's second frame without keypoints
+    assert [(r.track_id, r.track_frame) for r in results] == [("a", k) for k in range(3, 16)] + [("b", 4)]
+    assert runtime.tracks == ["b"]
+    with pytest.raises(InputError, match="track 'a' at frame 18: the track was closed at frame 17"):
+        runtime.process({"a": seq[0]})
+
+
+def test_latency_summary_counts_frames_and_engine_calls(torch_engine):
+    runtime = StreamRuntime(torch_engine, mode="centred", normalized=True)
+    for frame in sequence(15, seed=10):
+        runtime.process({0: frame})
+    summary = runtime.latency.summary()
+    assert summary["frames"] == 15 and len(runtime.latency.engine) == 2
+    assert 0 < summary["engine_p50_ms"] <= summary["total_p99_ms"]
+    assert summary["total_p50_ms"] <= summary["total_p90_ms"] <= summary["total_p99_ms"]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"mode": "lookahead", "normalized": True}, "unknown mode 'lookahead'"),
+    ({}, "say what the keypoints are"),
+    ({"image_size": (640, 480), "normalized": True}, "not both"),
+    ({"image_size": (640, 0)}, "both positive"),
+    ({"normalized": True, "close_after": 0}, "close_after must be a positive"),
+])
+def test_runtime_options_are_checked(torch_engine, options, message):
+    with pytest.raises(KasfError, match=message):
+        StreamRuntime(torch_engine, **options)
+
+
+TRACK_IDS = st.integers(0, 4)
+KEYPOINTS = st.tuples(st.integers(0, 2**16), st.sampled_from(["good", "missing", "bad", "garbage"]))
+OPERATIONS = st.lists(st.one_of(
+    st.tuples(st.just("push"), st.dictionaries(TRACK_IDS, KEYPOINTS, max_size=4)),
+    st.tuples(st.just("close"), TRACK_IDS),
+    st.tuples(st.just("close_all"), st.none()),
+), max_size=12)
+
+
+def fuzz_keypoints(seed: int, kind: str):
+    rng = np.random.default_rng(seed)
+    keypoints = sequence(1, seed)[0]
+    if kind == "missing":
+        hidden = rng.random(17) < 0.5
+        keypoints[hidden, 2] = 0.0
+        keypoints[hidden & (rng.random(17) < 0.5), :2] = np.nan
+    elif kind == "bad":
+        keypoints[rng.integers(17), rng.integers(3)] = rng.choice([np.nan, np.inf, -np.inf, 2.0, -1.0])
+    elif kind == "garbage":
+        return [keypoints[: rng.integers(17)], keypoints[:, :2], rng.random(17), "x", None][rng.integers(5)]
+    return keypoints
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(operations=OPERATIONS, mode=st.sampled_from(["causal", "centred"]), close_after=st.sampled_from([None, 1, 3]))
+def test_random_pushes_closes_and_closed_tracks_raise_nothing_but_kasf_errors(onnx_engine, operations, mode,
+                                                                                close_after):
+    runtime = StreamRuntime(onnx_engine, mode=mode, normalized=True, close_after=close_after)
+    for operation, argument in operations:
+        try:
+            if operation == "push":
+                results = runtime.process({track: fuzz_keypoints(*spec) for track, spec in argument.items()})
+            elif operation == "close":
+                results = runtime.close(argument)
+            else:
+                results = runtime.close_all()
+        except KasfError:
+            continue
+        for result in results:
+            assert result.pose.shape == (17, 3) and np.isfinite(result.pose).all()
+        if operation == "push" and mode == "causal":
+            assert {r.track_id for r in results} == set(argument)
