@@ -35,6 +35,8 @@ EXAMPLES = """examples:
   kasf parity --engine model_fp16.engine --reference runs/mocap/best.pt --json parity.json
   kasf parity --engine runs/mocap/best.pt --device cuda --precision fp16 --cuda-graphs
   kasf export-triton model_fp16.engine --repository triton_models --instances 2 --preferred-batch 8 16
+  kasf bench --checkpoint runs/mocap/best.pt --batch 1 8 32 128 --threads 2
+  kasf realtime --engine model_fp16.engine --fps 60 --mode centred --people 1 8 32
 """
 
 
@@ -279,13 +281,6 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _engine_options(args: argparse.Namespace, backend: str) -> dict:
-    """The engine options given on the command line; the backend refuses those it does not take."""
-    given = {"device": args.device, "precision": args.precision, "cuda_graphs": args.cuda_graphs or None,
-             "provider": args.provider, "config": args.config if backend == "torch" else None}
-    return {name: value for name, value in given.items() if value is not None}
-
-
 def _reproduction(engine, backend: str, batch: int) -> list[str]:
     from .export.onnx import INPUT_NAME
     from .parity import reproduction_commands
@@ -303,7 +298,7 @@ def _reproduction(engine, backend: str, batch: int) -> list[str]:
 
 def cmd_parity(args: argparse.Namespace) -> int:
     from .data.splits import load_splits
-    from .engines import backend_for, load_engine, recorded_model
+    from .engines import backend_for, engine_options, load_engine, recorded_model
     from .parity import check_reference, compare_on_clips, format_parity, format_per_joint
 
     backend = backend_for(args.engine, args.backend).name
@@ -316,7 +311,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     reference_path = args.reference or args.engine
     reference = read_checkpoint(reference_path, args.config)
     notes = check_reference(reference.config.to_dict(), reference.source, engine_config, engine_source)
-    with load_engine(args.engine, backend, **_engine_options(args, backend)) as engine:
+    with load_engine(args.engine, backend, **engine_options(args, backend)) as engine:
         clips = load_splits("mocap", n_frames=reference.config.n_frames).test
         clips = clips.select(slice(0, args.clips))
         report = compare_on_clips(build_from_checkpoint(reference), engine, clips, args.batch_size)
@@ -337,6 +332,18 @@ def cmd_parity(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.json}")
     return 0 if report["passed"] else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench_from_arguments
+
+    return bench_from_arguments(args)
+
+
+def cmd_realtime(args: argparse.Namespace) -> int:
+    from .realtime import realtime_from_arguments
+
+    return realtime_from_arguments(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -420,27 +427,38 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--timing-cache", help="timing cache file: read if present, written after the build")
     build.set_defaults(run=cmd_build)
 
-    from .engines import BACKENDS
-    from .engines.torch import PRECISIONS
+    from .engines import add_engine_arguments
 
     parity = commands.add_parser("parity", help="an engine against the PyTorch FP32 reference, in mm per joint",
                                  description="Run an engine (.onnx, .engine/.plan, .pt/.pth) and the PyTorch FP32 "
                                              "reference on the embedded motion capture's test clips; report the "
                                              "deviation in mm against the budget (exit 1 when it fails).")
     parity.add_argument("--engine", required=True, help="the model file to check")
-    parity.add_argument("--backend", choices=sorted(BACKENDS), help="default: from the file's suffix")
     parity.add_argument("--reference", help="the checkpoint to compare with (default for a .pt/.pth: itself; "
                                             "required for ONNX and TensorRT engines)")
-    parity.add_argument("--config", help="the authors' YAML (for their checkpoints)")
     parity.add_argument("--clips", type=int, default=64, help="test clips to compare on (default 64)")
     parity.add_argument("--batch-size", type=int, default=32, help="clips per engine call (default 32)")
     parity.add_argument("--json", help="also write the report as JSON here")
-    options = parity.add_argument_group("engine options")
-    options.add_argument("--device", help="torch: cpu, cuda, cuda:N; tensorrt: cuda:N")
-    options.add_argument("--precision", choices=PRECISIONS, help="torch: fp32 (default) or fp16 (CUDA)")
-    options.add_argument("--cuda-graphs", action="store_true", help="torch, tensorrt: replay CUDA graphs")
-    options.add_argument("--provider", help="onnxruntime: cpu (default), cuda or tensorrt")
+    add_engine_arguments(parity)
     parity.set_defaults(run=cmd_parity)
+
+    from .bench import add_bench_arguments
+
+    bench = commands.add_parser("bench", help="time engines side by side, interleaved (trtexec conventions)",
+                                description="Time engines interleaved round by round over a batch sweep; print "
+                                            "one table (latency, throughput, parity in mm, GFLOP/s against "
+                                            "the measured matmul peak); write bench.json, .csv, .png.")
+    add_bench_arguments(bench)
+    bench.set_defaults(run=cmd_bench)
+
+    from .realtime import add_realtime_arguments
+
+    realtime = commands.add_parser("realtime", help="how many tracked people the streaming runtime keeps up with",
+                                   description="Replay motion-capture people at a frame rate through the streaming "
+                                               "runtime; report latency and dropped frames, and search for the "
+                                               "most people sustainable (p99 within 1/fps, at most 1%% dropped).")
+    add_realtime_arguments(realtime)
+    realtime.set_defaults(run=cmd_realtime)
     return parser
 
 

@@ -1,0 +1,122 @@
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from kasf.bench import (BenchSettings, EngineSpec, format_table, latency_stats, parse_engine_spec, run_benchmark,
+                        run_interleaved, speedups, stability_warning, write_report)
+from kasf.checkpoint import build_from_checkpoint, read_checkpoint
+from kasf.errors import KasfError
+from kasf.export.fuse import fuse
+from kasf.flops import graph_flops
+
+from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML
+
+QUICK = dict(warmup_s=0.02, min_iterations=3, min_duration_s=0.2)
+
+
+def test_rounds_alternate_between_engines():
+    calls = []
+    runners = {name: (lambda name=name: calls.append(name) or {"latency": 1e-4}) for name in "abc"}
+    samples, failures = run_interleaved(runners, warmup_s=0.0, min_iterations=5, min_duration_s=0.0)
+    assert not failures
+    assert calls == list("abc") * (len(calls) // 3) and len(calls) >= 3 * 6   # warm-up round + 5 timed
+    assert all(len(samples[name]["latency"]) == 5 for name in "abc")
+
+
+def test_a_failing_runner_is_dropped_and_reported():
+    def broken():
+        raise RuntimeError("out of memory")
+
+    samples, failures = run_interleaved({"ok": lambda: {"latency": 1e-4}, "broken": broken}, **QUICK)
+    assert failures == {"broken": "RuntimeError: out of memory"}
+    assert len(samples["ok"]["latency"]) >= 3 and samples["broken"] == {}
+
+
+def test_statistics_of_known_timings():
+    stats = latency_stats([i / 1e3 for i in range(1, 101)])   # 1..100 ms
+    assert stats["iterations"] == 100 and stats["min_ms"] == pytest.approx(1) and stats["max_ms"] == pytest.approx(100)
+    assert stats["mean_ms"] == pytest.approx(50.5) and stats["median_ms"] == pytest.approx(50.5)
+    assert stats["p90_ms"] == pytest.approx(90.1) and stats["p99_ms"] == pytest.approx(99.01)
+    assert stats["cv"] == pytest.approx(np.std(np.arange(1, 101)) / 50.5)
+    with pytest.raises(KasfError, match="no timings"):
+        latency_stats([])
+
+
+def test_cv_warning_fires_on_noisy_timings_only():
+    steady = latency_stats([0.010] * 50 + [0.0101] * 50)
+    noisy = latency_stats(np.random.default_rng(0).normal(0.010, 0.001, 200).tolist())
+    assert stability_warning("steady", steady) is None
+    assert "coefficient of variation" in stability_warning("noisy", noisy)
+
+
+def test_engine_spec_parsing():
+    assert parse_engine_spec("model.onnx") == EngineSpec(Path("model.onnx"))
+    spec = parse_engine_spec("runs/best.pt:device=cuda,precision=fp16,cuda_graphs=true")
+    assert spec.options == {"device": "cuda", "precision": "fp16", "cuda_graphs": True}
+    assert parse_engine_spec("x.bin:backend=onnxruntime,threads=2").backend == "onnxruntime"
+    assert parse_engine_spec("x.bin:backend=onnxruntime,threads=2").options == {"threads": 2}
+    with pytest.raises(KasfError, match="not key=value"):
+        parse_engine_spec("model.pt:device=cuda,fp16")
+
+
+def test_graph_flops_match_torch_flop_counter(tiny_onnx):
+    """An independent count: torch's FlopCounterMode on the module that was exported (exactly equal),
+    and on the reference model, which the fused graph exceeds by its packed limb MLPs (block-dense
+    products): about 11% at this tiny width, about 2% at the paper preset (27.5 GFLOP/clip against
+    the reference's 26.9 and the paper's 27.6)."""
+    checkpoint = read_checkpoint(AUTHORS_CHECKPOINT, AUTHORS_YAML)
+    reference = build_from_checkpoint(checkpoint).eval()
+    counted = graph_flops(tiny_onnx)
+    assert counted["flops_per_clip"] == graph_flops(tiny_onnx, batch=5)["flops_per_clip"]
+    keypoints = torch.rand(3, 27, 17, 3)
+    for module, tolerance in ((fuse(reference), 1e-6), (reference, 0.15)):
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            module(keypoints)
+        assert counted["flops_per_clip"] == pytest.approx(counter.get_total_flops() / 3, rel=tolerance)
+
+
+def test_benchmark_writes_table_json_csv_and_plot(tiny_onnx, tmp_path):
+    missing = tmp_path / "missing.onnx"
+    specs = [EngineSpec(tiny_onnx), EngineSpec(AUTHORS_CHECKPOINT), EngineSpec(missing)]
+    settings = BenchSettings(batches=(1, 2), threads=1, config=AUTHORS_YAML, parity_clips=0, peak_size=256, **QUICK)
+    report = run_benchmark(specs, settings, log=lambda message: None)
+    rows = report["rows"]
+    assert [r["status"] for r in rows if r["engine"] == "missing.onnx"][0].startswith("load failed: KasfError")
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert {(r["backend"], r["batch"]) for r in ok} == {("onnxruntime", 1), ("onnxruntime", 2), ("torch", 1),
+                                                        ("torch", 2)}
+    for row in ok:
+        assert row["latency"]["iterations"] >= 3 and row["clips_per_s"] > 0
+        assert row["frames_per_s"] == pytest.approx(27 * row["clips_per_s"])
+        assert row["gflops_per_s"] == pytest.approx(row["flops_per_clip"] * row["clips_per_s"] / 1e9)
+    assert len({r["flops_per_clip"] for r in ok}) == 1          # the .pth counted from the same graph config
+    assert [s["batch"] for s in speedups(rows)] == [1, 2] and report["peaks"]["cpu"]["threads"] == 1
+    assert "missing.onnx" in format_table(report) and "% peak" in format_table(report)
+    paths = write_report(report, tmp_path / "out")
+    assert json.loads(paths["json"].read_text())["environment"]["versions"]["kasf"]
+    with open(paths["csv"]) as handle:
+        lines = list(csv.DictReader(handle))
+    assert len(lines) == len(rows)
+    assert all(float(line["latency_median_ms"]) > 0 for line in lines if line["status"] == "ok")
+    assert matplotlib.image.imread(paths["png"]).shape[-1] in (3, 4)
+
+
+def test_cli_bench_runs_as_a_subprocess(tiny_onnx, tmp_path):
+    command = [sys.executable, "-m", "kasf.cli", "bench", "--engine", str(tiny_onnx),
+               f"{tiny_onnx}:provider=nowhere", "--batch", "1", "--warmup", "20", "--duration", "0.2",
+               "--iterations", "3", "--threads", "1", "--parity-clips", "0", "--out", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "load failed" in result.stdout and "p50 ms" in result.stdout
+    statuses = [row["status"] for row in json.loads((tmp_path / "bench.json").read_text())["rows"]]
+    assert statuses[0] == "load failed: KasfError: unknown ONNX Runtime provider 'nowhere': choose one of cpu, cuda, " \
+                          "tensorrt" and statuses[1] == "ok"
+    assert (tmp_path / "bench.png").is_file()
