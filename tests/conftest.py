@@ -76,10 +76,24 @@ def _isolated_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory) -> Path:
-    """The fixture checkpoint exported once to FP32 ONNX (for the engine and serving tests)."""
+def authors_checkpoint():
+    """The authors'-format fixture checkpoint, read with its YAML."""
     from kasf.checkpoint import read_checkpoint
+
+    return read_checkpoint(AUTHORS_CHECKPOINT, AUTHORS_YAML)
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(authors_checkpoint, tmp_path_factory) -> dict:
+    """The fixture checkpoint exported once per precision: FP32 and strongly typed FP16 ONNX."""
     from kasf.export.onnx import export_onnx
 
-    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    return export_onnx(read_checkpoint(AUTHORS_CHECKPOINT, AUTHORS_YAML), path).path
+    folder = tmp_path_factory.mktemp("onnx")
+    return {precision: export_onnx(authors_checkpoint, folder / f"tiny_{precision}.onnx", fp16=precision == "fp16",
+                                   max_batch=64)
+            for precision in ("fp32", "fp16")}
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_exports) -> Path:
+    return tiny_exports["fp32"].path

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from kasf.checkpoint import build_from_checkpoint, read_checkpoint, save_checkpoint
+from kasf.checkpoint import build_from_checkpoint, save_checkpoint
 from kasf.cli import main
 from kasf.engines import BACKENDS, backend_for, load_engine, recorded_model
 from kasf.engines.onnxruntime import OnnxRuntimeEngine
@@ -15,7 +15,6 @@ from kasf.engines.tensorrt import (STRONGLY_TYPED, WEAK_FP16_FLAG, EngineCompati
                                    sidecar_path)
 from kasf.engines.torch import TorchEngine
 from kasf.errors import InputError, KasfError
-from kasf.export.onnx import export_onnx
 from kasf.model import KASportsFormer
 from kasf.parity import check_reference, reproduction_commands
 
@@ -29,16 +28,8 @@ except ImportError:
 
 
 @pytest.fixture(scope="module")
-def checkpoint():
-    return read_checkpoint(AUTHORS_CHECKPOINT, AUTHORS_YAML)
-
-
-@pytest.fixture(scope="module")
-def onnx_files(checkpoint, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("engines")
-    return {precision: export_onnx(checkpoint, folder / f"tiny_{precision}.onnx", fp16=precision == "fp16",
-                                   max_batch=64).path
-            for precision in ("fp32", "fp16")}
+def onnx_files(tiny_exports):
+    return {precision: export.path for precision, export in tiny_exports.items()}
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -48,8 +39,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 # ---------------------------------------------------------------------------------------------- torch
 
-def test_torch_engine_is_the_reference_model(checkpoint, clip, golden):
-    model = build_from_checkpoint(checkpoint)
+def test_torch_engine_is_the_reference_model(authors_checkpoint, clip, golden):
+    model = build_from_checkpoint(authors_checkpoint)
     with TorchEngine(model) as engine:
         assert engine.backend == "torch" and engine.precision == "fp32"
         with torch.no_grad():
@@ -60,8 +51,8 @@ def test_torch_engine_is_the_reference_model(checkpoint, clip, golden):
         assert engine.metadata()["checkpoint"] == str(AUTHORS_CHECKPOINT)
 
 
-def test_torch_engine_refuses_what_a_cpu_cannot_do(checkpoint):
-    model = build_from_checkpoint(checkpoint)
+def test_torch_engine_refuses_what_a_cpu_cannot_do(authors_checkpoint):
+    model = build_from_checkpoint(authors_checkpoint)
     with pytest.raises(KasfError, match="'fp16' needs a CUDA device"):
         TorchEngine(model, precision="fp16")
     with pytest.raises(KasfError, match="CUDA graphs need a CUDA device"):
@@ -74,8 +65,8 @@ def test_torch_engine_refuses_what_a_cpu_cannot_do(checkpoint):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (FP16 and CUDA graphs run only there)")
-def test_torch_engine_fp16_and_cuda_graphs_on_a_gpu(checkpoint, clip):
-    model = build_from_checkpoint(checkpoint)
+def test_torch_engine_fp16_and_cuda_graphs_on_a_gpu(authors_checkpoint, clip):
+    model = build_from_checkpoint(authors_checkpoint)
     with torch.no_grad():
         expected = model(clip).numpy()
     with TorchEngine(model, device="cuda", precision="fp16") as engine:
@@ -155,8 +146,8 @@ def test_parity_cli_takes_a_checkpoint_as_its_own_reference(tmp_path):
     assert report["commands"] == []
 
 
-def test_parity_cli_fails_weights_that_differ_from_the_reference(checkpoint, tmp_path):
-    model = build_from_checkpoint(checkpoint)
+def test_parity_cli_fails_weights_that_differ_from_the_reference(authors_checkpoint, tmp_path):
+    model = build_from_checkpoint(authors_checkpoint)
     with torch.no_grad():
         model.head.out.weight.add_(1e-3 * torch.randn(model.head.out.weight.shape,
                                                       generator=torch.Generator().manual_seed(0)))
@@ -170,10 +161,10 @@ def test_parity_cli_fails_weights_that_differ_from_the_reference(checkpoint, tmp
     assert "FAIL" in done.stdout
 
 
-def test_parity_cli_errors(checkpoint, onnx_files, tmp_path, capsys):
+def test_parity_cli_errors(authors_checkpoint, onnx_files, tmp_path, capsys):
     assert main(["parity", "--engine", str(onnx_files["fp32"])]) == 1
     assert "holds no PyTorch weights to compare with: pass --reference" in capsys.readouterr().err
-    other = save_checkpoint(tmp_path / "other.pt", KASportsFormer(checkpoint.config.replace(dim_rep=32)))
+    other = save_checkpoint(tmp_path / "other.pt", KASportsFormer(authors_checkpoint.config.replace(dim_rep=32)))
     assert main(["parity", "--engine", str(onnx_files["fp32"]), "--reference", str(other)]) == 1
     assert "another model than the engine (dim_rep: engine 64 vs reference 32)" in capsys.readouterr().err
     assert main(["parity", "--engine", str(tmp_path / "model.tflite"), "--reference", str(other)]) == 1
@@ -337,11 +328,11 @@ def test_tensorrt_build_writes_plan_sidecar_and_precision_report(tensorrt_gpu, e
         engines["fp32"].path.with_name("timing.cache").stat().st_size > 0
 
 
-def test_tensorrt_engine_runs_within_budget(tensorrt_gpu, engines, checkpoint, clip):
+def test_tensorrt_engine_runs_within_budget(tensorrt_gpu, engines, authors_checkpoint, clip):
     from kasf.data.splits import load_splits
     from kasf.parity import compare_on_clips
 
-    model = build_from_checkpoint(checkpoint)
+    model = build_from_checkpoint(authors_checkpoint)
     clips = load_splits("mocap").test.select(slice(0, 32))
     for precision, built in engines.items():
         with load_engine(built.path) as engine:

@@ -1,21 +1,17 @@
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 
 import kasf
 from kasf.anatomy import LimbFus
-from kasf.checkpoint import read_checkpoint, save_checkpoint
 from kasf.engines.onnxruntime import OnnxRuntimeEngine
 from kasf.errors import KasfError
-from kasf.export.fuse import (FP32_MODULES, BranchFusion, FusedAttention, FusedMlp, LimbContext, PackedLimbFus, PositionalEmbedding,
-                              SimilarityGraphConv, SkeletonGraphConv, fuse)
+from kasf.export.fuse import (FP32_MODULES, BranchFusion, FusedAttention, FusedMlp, LimbContext, PackedLimbFus,
+                              PositionalEmbedding, SimilarityGraphConv, SkeletonGraphConv, fuse)
 from kasf.export.onnx import ExportError, export_onnx, op_histogram, read_metadata
 from kasf.layers import Attention, GraphConv, MixerBlock, split_heads
 from kasf.model import KABlock, merge_branches
-
-from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML
 
 
 def _randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -122,20 +118,8 @@ def test_fused_model_equals_the_reference(clip):
         assert (fuse(model, half=True)(clip) - expected).abs().mean() < 2e-3
 
 
-@pytest.fixture(scope="module")
-def authors_checkpoint():
-    return read_checkpoint(AUTHORS_CHECKPOINT, AUTHORS_YAML)
-
-
-@pytest.fixture(scope="module")
-def exported(authors_checkpoint, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("onnx")
-    return {precision: export_onnx(authors_checkpoint, folder / f"tiny_{precision}.onnx", fp16=precision == "fp16")
-            for precision in ("fp32", "fp16")}
-
-
-def test_fp32_graph_checks_runs_and_matches(exported, golden):
-    result = exported["fp32"]
+def test_fp32_graph_checks_runs_and_matches(tiny_exports, golden):
+    result = tiny_exports["fp32"]
     graph = onnx.load(str(result.path))
     onnx.checker.check_model(graph, full_check=True)
     dims = [d.dim_param or d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim]
@@ -147,8 +131,8 @@ def test_fp32_graph_checks_runs_and_matches(exported, golden):
     assert abs(out - golden["output"]).max() < 1e-4
 
 
-def test_metadata_travels_inside_the_graph(exported, authors_checkpoint):
-    meta = read_metadata(exported["fp16"].path)
+def test_metadata_travels_inside_the_graph(tiny_exports, authors_checkpoint):
+    meta = read_metadata(tiny_exports["fp16"].path)
     assert meta["kasf_model_config"] == authors_checkpoint.config.to_dict()
     assert meta["kasf_skeleton"]["parents"][14] == 8
     assert meta["kasf_source"]["sha256"] == authors_checkpoint.source["sha256"]
@@ -164,8 +148,8 @@ def _value_types(graph: onnx.ModelProto) -> dict[str, int]:
     return types
 
 
-def test_fp16_graph_is_strongly_typed_with_fp32_islands(exported, golden):
-    graph = onnx.load(str(exported["fp16"].path))
+def test_fp16_graph_is_strongly_typed_with_fp32_islands(tiny_exports, golden):
+    graph = onnx.load(str(tiny_exports["fp16"].path))
     float16, float32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
     assert graph.graph.input[0].type.tensor_type.elem_type == float32
     assert graph.graph.output[0].type.tensor_type.elem_type == float32
@@ -181,8 +165,8 @@ def test_fp16_graph_is_strongly_typed_with_fp32_islands(exported, golden):
     assert matmuls.count(float16) > matmuls.count(float32)
 
 
-def test_fp16_graph_runs_in_onnxruntime_in_this_process(exported, golden):
-    with OnnxRuntimeEngine(exported["fp16"].path) as engine:
+def test_fp16_graph_runs_in_onnxruntime_in_this_process(tiny_exports, golden):
+    with OnnxRuntimeEngine(tiny_exports["fp16"].path) as engine:
         assert engine.session.get_providers() == ["CPUExecutionProvider"]
         out = engine.infer(golden["input"])
     assert abs(out - golden["output"]).mean() < 2e-3
@@ -228,17 +212,17 @@ def test_fused_graph_of_the_paper_depth_has_at_least_40_percent_fewer_nodes():
     assert fused <= 0.6 * plain, (plain, fused)
 
 
-def test_nodes_carry_no_exporter_stack_traces(exported):
-    graph = onnx.load(str(exported["fp32"].path))
+def test_nodes_carry_no_exporter_stack_traces(tiny_exports):
+    graph = onnx.load(str(tiny_exports["fp32"].path))
     assert not any(node.metadata_props for node in graph.graph.node)
 
 
-def test_truncated_foreign_and_newer_graphs_are_refused(exported, tmp_path):
-    data = exported["fp32"].path.read_bytes()
+def test_truncated_foreign_and_newer_graphs_are_refused(tiny_exports, tmp_path):
+    data = tiny_exports["fp32"].path.read_bytes()
     truncated, foreign, newer = tmp_path / "truncated.onnx", tmp_path / "foreign.onnx", tmp_path / "newer.onnx"
     truncated.write_bytes(data[: len(data) // 2])
     foreign.write_bytes(b"PK\x03\x04" + b"a zip archive, not a graph" * 8)
-    graph = onnx.load(str(exported["fp32"].path))
+    graph = onnx.load(str(tiny_exports["fp32"].path))
     next(p for p in graph.metadata_props if p.key == "kasf_metadata_version").value = "2"
     onnx.save(graph, str(newer))
     for path in (truncated, foreign):
@@ -246,4 +230,4 @@ def test_truncated_foreign_and_newer_graphs_are_refused(exported, tmp_path):
             OnnxRuntimeEngine(path)
     with pytest.raises(KasfError, match="metadata is format version 2 .* reads up to 1: upgrade kasf"):
         OnnxRuntimeEngine(newer)
-    assert read_metadata(exported["fp32"].path)["kasf_metadata_version"] == 1
+    assert read_metadata(tiny_exports["fp32"].path)["kasf_metadata_version"] == 1
