@@ -34,6 +34,7 @@ from .errors import KasfError
 from .table import render_table
 
 WARMUP_S, MIN_ITERATIONS, MIN_DURATION_S = 0.2, 10, 3.0     # trtexec's defaults
+SETTLE_S = 0.1                                               # idle between two engines' turns
 CV_WARNING = 0.025                                           # trtexec warns above 2.5%
 PERCENTILES = (90, 95, 99)
 PARITY_CLIPS = 8
@@ -141,8 +142,12 @@ Runner = Callable[[], Mapping[str, float]]
 
 
 def run_interleaved(runners: Mapping[str, Runner], warmup_s: float = WARMUP_S, min_iterations: int = MIN_ITERATIONS,
-                    min_duration_s: float = MIN_DURATION_S) -> tuple[dict[str, dict[str, list[float]]], dict[str, str]]:
+                    min_duration_s: float = MIN_DURATION_S,
+                    settle_s: float = SETTLE_S) -> tuple[dict[str, dict[str, list[float]]], dict[str, str]]:
     """Round-robin: each round calls every runner once; a runner returns named durations in seconds.
+    Between two runners the CPU idles for settle_s, so that the thread pools of the one before
+    (ONNX Runtime's and OpenMP's spin after a run) have gone to sleep and take no cores from the next:
+    without it, PyTorch eager interleaved with ONNX Runtime measured 3x slower on 2 cores.
     Warm-up rounds for warmup_s (at least one), then timed rounds until at least min_iterations and
     min_duration_s. A runner that raises is dropped from later rounds and reported, never fatal.
     Returns ({runner: {measure: [seconds, ...]}}, {runner: failure})."""
@@ -151,6 +156,8 @@ def run_interleaved(runners: Mapping[str, Runner], warmup_s: float = WARMUP_S, m
 
     def one_round(record: bool) -> None:
         for name, run in list(active.items()):
+            if len(active) > 1:
+                time.sleep(settle_s)
             try:
                 measured = run()
             except Exception as err:  # any backend's failure becomes that engine's status
@@ -274,6 +281,7 @@ class BenchSettings:
     warmup_s: float = WARMUP_S
     min_iterations: int = MIN_ITERATIONS
     min_duration_s: float = MIN_DURATION_S
+    settle_s: float = SETTLE_S           # idle between two engines' turns (see run_interleaved)
     threads: int | None = None          # torch.set_num_threads and ONNX Runtime's intra-op threads
     config: str | Path | None = None     # the authors' YAML for their checkpoints
     reference: str | Path | None = None  # checkpoint the parity column compares with
@@ -448,7 +456,7 @@ def _run(specs: Sequence[EngineSpec], settings: BenchSettings, failed: Sequence[
             except Exception as err:
                 broken[item.spec.label] = f"{type(err).__name__}: {err}"
         samples, failures = run_interleaved(runners, settings.warmup_s, settings.min_iterations,
-                                            settings.min_duration_s)
+                                            settings.min_duration_s, settings.settle_s)
         failures.update(broken)
         for item in loaded:
             label = item.spec.label
@@ -499,7 +507,11 @@ def format_table(report: dict) -> str:
 
 def format_speedups(report: dict) -> list[str]:
     return [f"batch {s['batch']}: ONNX Runtime FP32 median {s['onnxruntime_median_ms']:.2f} ms, PyTorch FP32 eager "
-            f"{s['torch_median_ms']:.2f} ms: ONNX Runtime is {s['speedup']:.2f}x faster" for s in report["speedups"]]
+            f"{s['torch_median_ms']:.2f} ms: ONNX Runtime is {_times(s['speedup'])}" for s in report["speedups"]]
+
+
+def _times(speedup: float) -> str:
+    return f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
 
 
 _CSV_FIELDS = ("engine", "backend", "precision", "device", "status", "size_mb", "parity_mm", "batch", "clips_per_s",
@@ -577,6 +589,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"at least this many timed rounds (default {MIN_ITERATIONS})")
     parser.add_argument("--duration", type=float, default=MIN_DURATION_S,
                         help=f"and at least this many seconds per batch size (default {MIN_DURATION_S:g})")
+    parser.add_argument("--settle", type=float, default=1e3 * SETTLE_S,
+                        help=f"idle ms between two engines' turns, so one's spinning threads do not slow the next "
+                             f"(default {1e3 * SETTLE_S:.0f})")
     parser.add_argument("--threads", type=int, help="CPU threads for torch and ONNX Runtime (default: their choice)")
     parser.add_argument("--parity-clips", type=int, default=PARITY_CLIPS,
                         help=f"motion-capture test clips for the parity column (default {PARITY_CLIPS}; 0: none)")
@@ -584,8 +599,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def bench_from_arguments(args: argparse.Namespace) -> int:
-    if min(args.batch) < 1 or args.iterations < 1 or args.duration < 0 or args.warmup < 0:
-        raise KasfError("batch sizes and --iterations must be at least 1, --duration and --warmup not negative")
+    if min(args.batch) < 1 or args.iterations < 1 or min(args.duration, args.warmup, args.settle) < 0:
+        raise KasfError("batch sizes and --iterations must be at least 1; --duration, --warmup and --settle not "
+                        "negative")
     if args.threads is not None and args.threads < 1:
         raise KasfError(f"--threads must be at least 1, got {args.threads}")
     out = Path(args.out)
@@ -595,7 +611,8 @@ def bench_from_arguments(args: argparse.Namespace) -> int:
     else:
         specs = [parse_engine_spec(text) for text in args.engine]
     settings = BenchSettings(batches=args.batch, warmup_s=args.warmup / 1e3, min_iterations=args.iterations,
-                             min_duration_s=args.duration, threads=args.threads, config=args.config,
+                             min_duration_s=args.duration, settle_s=args.settle / 1e3, threads=args.threads,
+                             config=args.config,
                              reference=args.reference or args.checkpoint, parity_clips=args.parity_clips)
     report = run_benchmark(specs, settings, failed)
     print(format_table(report))

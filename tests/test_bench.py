@@ -2,6 +2,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import matplotlib.image
@@ -19,13 +20,13 @@ from kasf.flops import graph_flops
 
 from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML
 
-QUICK = dict(warmup_s=0.02, min_iterations=3, min_duration_s=0.2)
+QUICK = dict(warmup_s=0.02, min_iterations=3, min_duration_s=0.2, settle_s=0.001)
 
 
 def test_rounds_alternate_between_engines():
     calls = []
     runners = {name: (lambda name=name: calls.append(name) or {"latency": 1e-4}) for name in "abc"}
-    samples, failures = run_interleaved(runners, warmup_s=0.0, min_iterations=5, min_duration_s=0.0)
+    samples, failures = run_interleaved(runners, warmup_s=0.0, min_iterations=5, min_duration_s=0.0, settle_s=0.0)
     assert not failures
     assert calls == list("abc") * (len(calls) // 3) and len(calls) >= 3 * 6   # warm-up round + 5 timed
     assert all(len(samples[name]["latency"]) == 5 for name in "abc")
@@ -112,7 +113,7 @@ def test_benchmark_writes_table_json_csv_and_plot(tiny_onnx, tmp_path):
 def test_cli_bench_runs_as_a_subprocess(tiny_onnx, tmp_path):
     command = [sys.executable, "-m", "kasf.cli", "bench", "--engine", str(tiny_onnx),
                f"{tiny_onnx}:provider=nowhere", "--batch", "1", "--warmup", "20", "--duration", "0.2",
-               "--iterations", "3", "--threads", "1", "--parity-clips", "0", "--out", str(tmp_path)]
+               "--iterations", "3", "--settle", "1", "--threads", "1", "--parity-clips", "0", "--out", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "load failed" in result.stdout and "p50 ms" in result.stdout
@@ -120,3 +121,19 @@ def test_cli_bench_runs_as_a_subprocess(tiny_onnx, tmp_path):
     assert statuses[0] == "load failed: KasfError: unknown ONNX Runtime provider 'nowhere': choose one of cpu, cuda, " \
                           "tensorrt" and statuses[1] == "ok"
     assert (tmp_path / "bench.png").is_file()
+
+
+def test_engines_take_turns_after_the_cpu_has_settled():
+    """Between two engines' turns the CPU idles settle_s, so one's spinning threads cannot slow the next."""
+    calls = []
+
+    def runner(name):
+        def run():
+            calls.append((name, time.perf_counter()))
+            return {"latency": 1e-4}
+        return run
+
+    run_interleaved({"a": runner("a"), "b": runner("b")}, warmup_s=0.0, min_iterations=2, min_duration_s=0.0,
+                    settle_s=0.05)
+    gaps = [later - earlier for (_, earlier), (_, later) in zip(calls, calls[1:])]
+    assert min(gaps) >= 0.05

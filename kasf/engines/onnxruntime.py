@@ -49,10 +49,12 @@ class OnnxRuntimeEngine(Engine):
 
     def __init__(self, path: str | Path, provider: str = "cpu", device_id: int = 0, threads: int | None = None,
                  io_binding: bool | None = None, trt_batch_profile: tuple[int, int, int] = DEFAULT_TRT_BATCH_PROFILE,
-                 trt_cache_dir: str | Path | None = None):
+                 trt_cache_dir: str | Path | None = None, spin_wait: bool = True):
         """provider: "cpu", "cuda" or "tensorrt". io_binding (default: on for the GPU providers) binds
         torch tensors on the provider's device; trt_batch_profile is the (min, opt, max) batch the
-        TensorRT provider builds for, trt_cache_dir where it keeps engines and timing caches."""
+        TensorRT provider builds for, trt_cache_dir where it keeps engines and timing caches.
+        spin_wait=False lets the CPU threads sleep between runs instead of spinning: slower wake-up,
+        but no cores taken from other work sharing the CPU (another engine, the capture app)."""
         import onnxruntime as ort
 
         if provider not in EXECUTION_PROVIDERS:
@@ -84,6 +86,7 @@ class OnnxRuntimeEngine(Engine):
                                             else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
         if threads:
             options.intra_op_num_threads = threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
         providers = [(name, self._provider_options(name, device_id, trt_cache_dir)) for name in wanted]
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
