@@ -37,6 +37,7 @@ EXAMPLES = """examples:
   kasf export-triton model_fp16.engine --repository triton_models --instances 2 --preferred-batch 8 16
   kasf bench --checkpoint runs/mocap/best.pt --batch 1 8 32 128 --threads 2
   kasf realtime --engine model_fp16.engine --fps 60 --mode centred --people 1 8 32
+  kasf demo --quick --out runs/demo
 """
 
 
@@ -346,6 +347,12 @@ def cmd_realtime(args: argparse.Namespace) -> int:
     return realtime_from_arguments(args)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import demo_from_arguments
+
+    return demo_from_arguments(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kasf", description=__doc__.splitlines()[0], epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -459,6 +466,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                "most people sustainable (p99 within 1/fps, at most 1%% dropped).")
     add_realtime_arguments(realtime)
     realtime.set_defaults(run=cmd_realtime)
+
+    from .demo import EXAMPLES as DEMO_EXAMPLES, add_demo_arguments
+
+    demo = commands.add_parser("demo", help="the whole pipeline on the embedded motion capture, one HTML report",
+                               description="Train the preset for a time budget, evaluate it on unseen motions, "
+                                           "export ONNX FP32/FP16, run every engine this machine has, check parity, "
+                                           "benchmark, replay the streaming runtime, and write --out/report.html. "
+                                           "Finished stages are reused on the next run (--force redoes them).",
+                               epilog=DEMO_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_demo_arguments(demo)
+    demo.set_defaults(run=cmd_demo)
     return parser
 
 
