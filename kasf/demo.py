@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from .errors import KasfError
 from .files import atomic_write
-from .table import render_table
+from .table import format_cell, render_table
 
 MARKERS = "stages"
 CHECKPOINT = Path("train") / "best.pt"
@@ -482,19 +482,9 @@ def animate_clip(data, path: Path, frames: int, fps: float = 15.0) -> None:
 
 # --- the page ----------------------------------------------------------------------------------
 
-def _cell(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return html.escape(str(value))
-
-
 def html_table(headers: list[str], rows: list[list[Any]], digits: int = 2) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(v, digits)}</td>" for v in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(format_cell(v, digits))}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 
-def _cell(value: Any, digits: int) -> str:
+def format_cell(value: Any, digits: int = 2) -> str:
+    """One cell of any kasf table, text or HTML: '-' for missing, yes/no, floats to `digits`."""
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
@@ -15,7 +18,7 @@ def _cell(value: Any, digits: int) -> str:
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 2, title: str = "") -> str:
     """Aligned plain-text table: text columns left, numbers right; floats with `digits` decimals."""
-    cells = [[_cell(v, digits) for v in row] for row in rows]
+    cells = [[format_cell(v, digits) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     numeric = [bool(rows) and all(isinstance(row[i], (int, float)) or row[i] is None for row in rows)
                for i in range(len(headers))]
