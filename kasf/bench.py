@@ -574,7 +574,7 @@ def write_report(report: dict, out_dir: str | Path) -> dict[str, Path]:
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--engine", nargs="+", metavar="FILE[:key=value,...]",
-                        help="model files to time (.onnx, .engine/.plan, .pt/.pth), each with options for its "
+                        help="model files to time (.onnx, .engine/.plan, .pt/.pth, .pt2), each with options for its "
                              "backend, e.g. model.pt:device=cuda,precision=fp16,cuda_graphs=true, "
                              "model.onnx:provider=cuda, x.bin:backend=onnxruntime")
     source.add_argument("--checkpoint", help="export what this machine can run from this checkpoint (ONNX FP32 and "

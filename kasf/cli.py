@@ -31,12 +31,14 @@ EXAMPLES = """examples:
   kasf train --out runs/mocap --resume
   kasf eval runs/mocap/best.pt --flip --json runs/mocap/test.json
   kasf export --checkpoint runs/mocap/best.pt -o model_fp16.onnx --fp16
+  kasf export --checkpoint runs/mocap/best.pt -o model.pt2 --aoti
   kasf build model_fp16.onnx -o model_fp16.engine --max-batch 256 --timing-cache trt.cache
   kasf parity --engine model_fp16.engine --reference runs/mocap/best.pt --json parity.json
   kasf parity --engine runs/mocap/best.pt --device cuda --precision fp16 --cuda-graphs
   kasf export-triton model_fp16.engine --repository triton_models --instances 2 --preferred-batch 8 16
   kasf bench --checkpoint runs/mocap/best.pt --batch 1 8 32 128 --threads 2
   kasf realtime --engine model_fp16.engine --fps 60 --mode centred --people 1 8 32
+  kasf replay model.pt2 --keypoints capture.csv --image-size 1920 1080 -o poses.csv
   kasf demo --quick --out runs/demo
 """
 
@@ -161,7 +163,11 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--checkpoint", required=True, help="a kasf or authors' checkpoint")
     parser.add_argument("--config", help="the authors' YAML (for their checkpoints)")
-    parser.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    parser.add_argument("-o", "--output", required=True, help="the .onnx file to write (.pt2 with --aoti)")
+    parser.add_argument("--aoti", action="store_true",
+                        help="an AOTInductor package (.pt2, FP32) for the C++ runtime instead of an ONNX graph")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="--aoti: the device to compile for (default cpu)")
     parser.add_argument("--fp16", action="store_true", help="strongly typed FP16 graph (FP32 IO and islands)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
                         help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default {DEFAULT_OPSET})")
@@ -181,6 +187,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .table import render_table
 
     checkpoint = read_checkpoint(args.checkpoint, args.config)
+    if args.aoti:
+        return _export_aoti(checkpoint, args)
     result = export_onnx(checkpoint, args.output, fp16=args.fp16, opset=args.opset, max_batch=args.max_batch,
                          use_sdpa=args.attention == "sdpa")
     report = {"path": str(result.path), "precision": result.precision, "opset": result.opset,
@@ -203,10 +211,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0 if report.get("parity", {}).get("passed", True) else 1
 
 
+def _export_aoti(checkpoint, args: argparse.Namespace) -> int:
+    from .export.aoti import export_aoti
+
+    onnx_only = [flag for flag, given in (("--fp16", args.fp16), ("--compare-plain", args.compare_plain),
+                                          ("--attention sdpa", args.attention == "sdpa")) if given]
+    if onnx_only:
+        raise KasfError(f"{', '.join(onnx_only)} apply to ONNX graphs, not to --aoti packages (FP32)")
+    result = export_aoti(checkpoint, args.output, max_batch=args.max_batch, device=args.device)
+    print(f"wrote {result.path}: AOTInductor package, fp32, {result.device}, batch 1 to {result.max_batch}, "
+          f"{result.size_bytes / 1e6:.1f} MB")
+    report = {"path": str(result.path), "precision": "fp32", "aoti_device": result.device,
+              "size_mb": result.size_bytes / 1e6, "max_batch": result.max_batch}
+    if not args.no_parity:
+        report["parity"] = _export_parity(checkpoint, result.path, args.parity_clips)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.report}")
+    return 0 if report.get("parity", {}).get("passed", True) else 1
+
+
 def _export_parity(checkpoint, path: Path, n_clips: int) -> dict:
-    """ONNX Runtime CPU against PyTorch FP32 on real clips (the embedded motion capture's test split)."""
+    """The exported file, run by its backend, against PyTorch FP32 on real clips (the embedded
+    motion capture's test split)."""
     from .data.splits import load_splits
-    from .engines.onnxruntime import OnnxRuntimeEngine
+    from .engines import load_engine
     from .parity import compare_on_clips, format_parity
 
     try:
@@ -215,7 +244,7 @@ def _export_parity(checkpoint, path: Path, n_clips: int) -> dict:
         print(f"parity skipped: no real clips to compare on ({err})")
         return {}
     clips = clips.select(slice(0, n_clips))
-    with OnnxRuntimeEngine(path) as engine:
+    with load_engine(path) as engine:
         parity = compare_on_clips(build_from_checkpoint(checkpoint), engine, clips)
     print(format_parity([parity], title=f"parity against PyTorch FP32 on {len(clips)} motion-capture test clips "
                                         "(mm per joint)"))
@@ -347,6 +376,24 @@ def cmd_realtime(args: argparse.Namespace) -> int:
     return realtime_from_arguments(args)
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .capture import read_keypoints, replay, write_poses
+    from .engines import backend_for, engine_options, load_engine
+    from .stream import StreamRuntime
+
+    frames = read_keypoints(args.keypoints)
+    backend = backend_for(args.engine, args.backend).name
+    with load_engine(args.engine, backend, **engine_options(args, backend)) as engine:
+        runtime = StreamRuntime(engine, mode=args.mode, image_size=args.image_size,
+                                normalized=args.image_size is None, close_after=args.close_after)
+        results = replay(runtime, frames)
+    write_poses(args.output, results)
+    latency = runtime.latency.summary()
+    print(f"{len(frames)} frames, {len(results)} poses ({args.mode} mode, {engine.backend}) -> {args.output}; "
+          f"per frame p50 {latency['total_p50_ms']:.2f} ms, p99 {latency['total_p99_ms']:.2f} ms")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import demo_from_arguments
 
@@ -397,7 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(train)
     train.set_defaults(run=cmd_train)
 
-    export = commands.add_parser("export", help="ONNX graph (FP32 or strongly typed FP16) with parity in mm",
+    export = commands.add_parser("export", help="ONNX graph (FP32 or strongly typed FP16) or AOTInductor package, "
+                                                "with parity in mm",
                                  description="Fuse the model (limb composers, attention, BatchNorm, "
                                              "LayerScale), export it to ONNX and check it against PyTorch.")
     add_export_arguments(export)
@@ -437,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .engines import add_engine_arguments
 
     parity = commands.add_parser("parity", help="an engine against the PyTorch FP32 reference, in mm per joint",
-                                 description="Run an engine (.onnx, .engine/.plan, .pt/.pth) and the PyTorch FP32 "
+                                 description="Run an engine (.onnx, .engine/.plan, .pt/.pth, .pt2) and the PyTorch FP32 "
                                              "reference on the embedded motion capture's test clips; report the "
                                              "deviation in mm against the budget (exit 1 when it fails).")
     parity.add_argument("--engine", required=True, help="the model file to check")
@@ -466,6 +514,23 @@ def build_parser() -> argparse.ArgumentParser:
                                                "most people sustainable (p99 within 1/fps, at most 1%% dropped).")
     add_realtime_arguments(realtime)
     realtime.set_defaults(run=cmd_realtime)
+
+    from .engines import add_engine_arguments
+    from .stream import MODES
+
+    replay = commands.add_parser("replay", help="lift a capture file of tracked people's keypoints, frame by frame",
+                                 description="Replay a keypoint CSV (kasf.capture) through the streaming runtime, "
+                                             "frame by frame, closing every track at the end; write the poses CSV. "
+                                             "The C++ runtime's kasf_replay does the same with the same files.")
+    replay.add_argument("engine", help="the model file (.onnx, .engine/.plan, .pt/.pth, .pt2)")
+    replay.add_argument("--keypoints", required=True, help="the keypoint CSV to replay")
+    replay.add_argument("-o", "--output", required=True, help="the poses CSV to write")
+    replay.add_argument("--mode", choices=MODES, default="causal", help="latency mode (default causal)")
+    replay.add_argument("--image-size", type=float, nargs=2, metavar=("W", "H"),
+                        help="keypoints in pixels of this image size (default: already normalised)")
+    replay.add_argument("--close-after", type=int, help="close a track after this many frames without it")
+    add_engine_arguments(replay)
+    replay.set_defaults(run=cmd_replay)
 
     from .demo import EXAMPLES as DEMO_EXAMPLES, add_demo_arguments
 

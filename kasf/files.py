@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Callable
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call write(temporary_path) in path's directory, then rename the result onto path."""
+def atomic_write(path: str | Path, write: Callable[[str], None], suffix: str = ".tmp") -> Path:
+    """Call write(temporary_path) in path's directory, then rename the result onto path. suffix:
+    the temporary file's, for writers that insist on one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(handle)
     try:
         write(tmp)

@@ -118,7 +118,7 @@ def add_realtime_arguments(parser) -> None:
     from .engines import add_engine_arguments
     from .stream import MODES
 
-    parser.add_argument("--engine", required=True, help="the model file (.onnx, .engine/.plan, .pt/.pth)")
+    parser.add_argument("--engine", required=True, help="the model file (.onnx, .engine/.plan, .pt/.pth, .pt2)")
     parser.add_argument("--people", type=int, nargs="+", default=[1, 4, 8],
                         help="people tracked at once, one replay each (default 1 4 8)")
     parser.add_argument("--fps", type=float, default=30.0, help="camera frame rate (default 30)")

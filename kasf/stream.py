@@ -153,7 +153,7 @@ class StreamRuntime:
         in it. Returns the poses that became ready: first the pending frames of tracks close_after
         closed (centred mode), then one per track given, in the order given: its newest frame in
         causal mode, its frame `delay` frames back in centred mode (none while the track is younger).
-        All their windows go through one engine call."""
+        All their windows go through one engine call (several, of the engine's max_batch, when more)."""
         start = time.perf_counter()
         if not isinstance(keypoints, Mapping):
             raise InputError(f"frame {self.frame}: give keypoints as {{track id: array [17, 3]}}, "
@@ -200,8 +200,10 @@ class StreamRuntime:
         if not requests:
             return [], None
         windows = np.stack([track.window(frame, self.position) for _, track, frame in requests])
+        chunk = self.engine.max_batch or len(windows)
         start = time.perf_counter()
-        poses = self.engine.infer(windows)[:, self.position]
+        poses = np.concatenate([self.engine.infer(windows[i:i + chunk])[:, self.position]
+                                for i in range(0, len(windows), chunk)])
         engine_s = time.perf_counter() - start
         results = [PoseResult(track_id, track.runtime_frame(frame), frame, pose)
                    for (track_id, track, frame), pose in zip(requests, poses)]

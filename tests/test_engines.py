@@ -104,7 +104,7 @@ def test_load_engine_errors_name_the_problem(onnx_files, tmp_path):
         load_engine(onnx_files["fp32"], backend="openvino")
     with pytest.raises(KasfError, match="the onnxruntime backend has no option 'precision'"):
         load_engine(onnx_files["fp32"], precision="fp16")
-    assert set(BACKENDS) == {"onnxruntime", "tensorrt", "torch"}
+    assert set(BACKENDS) == {"onnxruntime", "tensorrt", "torch", "aoti"}
 
 
 # ---------------------------------------------------------------------------------------------- parity CLI

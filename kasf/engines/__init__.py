@@ -8,6 +8,7 @@ package (TensorRT, onnxruntime-gpu) matters only to the backend that needs it.
 from __future__ import annotations
 
 import importlib
+import json
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ BACKENDS = {backend.name: backend for backend in (
     Backend("onnxruntime", (".onnx",), "onnxruntime", "OnnxRuntimeEngine"),
     Backend("tensorrt", (".engine", ".plan"), "tensorrt", "TensorRTEngine"),
     Backend("torch", (".pt", ".pth"), "torch", "TorchEngine"),
+    Backend("aoti", (".pt2",), "aoti", "AotiEngine"),
 )}
 
 
@@ -52,7 +54,8 @@ def engine_class(backend: Backend) -> type[Engine]:
 
 def load_engine(path: str | Path, backend: str | None = None, **options) -> Engine:
     """Open a model file with the backend its suffix names (.onnx: ONNX Runtime, .engine/.plan:
-    TensorRT, .pt/.pth: PyTorch), or the one given; options go to that backend's engine."""
+    TensorRT, .pt/.pth: PyTorch, .pt2: AOTInductor), or the one given; options go to that backend's
+    engine."""
     path = Path(path)
     chosen = backend_for(path, backend)
     if not path.is_file():
@@ -68,8 +71,8 @@ def load_engine(path: str | Path, backend: str | None = None, **options) -> Engi
 
 def recorded_model(path: str | Path, backend: str | None = None, config=None) -> tuple[dict, dict]:
     """(model config, source checkpoint) that a model file records, without loading the engine:
-    an ONNX graph's kasf metadata, a TensorRT plan's sidecar, a checkpoint itself (config: the
-    authors' YAML for their checkpoints)."""
+    an ONNX graph's or AOTInductor package's kasf metadata, a TensorRT plan's sidecar, a checkpoint
+    itself (config: the authors' YAML for their checkpoints)."""
     path = Path(path)
     chosen = backend_for(path, backend)
     if not path.is_file():
@@ -84,6 +87,11 @@ def recorded_model(path: str | Path, backend: str | None = None, config=None) ->
 
         sidecar = read_sidecar(path)
         return sidecar["model_config"], sidecar["kasf_metadata"].get("kasf_source", {})
+    if chosen.name == "aoti":
+        from .aoti import read_package_metadata
+
+        values = read_package_metadata(path)[1]
+        return json.loads(values["kasf_model_config"]), json.loads(values.get("kasf_source", "{}"))
     from ..export.onnx import read_metadata
 
     meta = read_metadata(path)
@@ -102,7 +110,7 @@ def add_engine_arguments(parser) -> None:
     options.add_argument("--precision", choices=("fp32", "fp16"), help="torch: fp32 (default) or fp16 (CUDA)")
     options.add_argument("--cuda-graphs", action="store_true", help="torch, tensorrt: replay CUDA graphs")
     options.add_argument("--provider", help="onnxruntime: cpu (default), cuda or tensorrt")
-    options.add_argument("--threads", type=int, help="onnxruntime: intra-op threads")
+    options.add_argument("--threads", type=int, help="onnxruntime, aoti: intra-op threads")
 
 
 def engine_options(args, backend: str) -> dict:

@@ -17,6 +17,7 @@ class Engine(ABC):
 
     backend: str = ""
     device = torch.device("cpu")
+    max_batch: int | None = None    # the largest batch the engine takes; None: no limit
 
     def __init__(self, n_frames: int, precision: str):
         self.n_frames = n_frames

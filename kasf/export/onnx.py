@@ -138,7 +138,7 @@ def _check_opset(opset: int) -> None:
 
 def _check_output(path: Path) -> None:
     if path.is_dir():
-        raise ExportError(f"output {path} is a directory; name the .onnx file to write")
+        raise ExportError(f"output {path} is a directory; name the file to write")
     parent = path.parent if str(path.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)

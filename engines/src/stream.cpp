@@ -1,0 +1,237 @@
+#include "stream.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace kasf {
+
+namespace {
+
+constexpr int kRoot = 0;
+const char* const kJointNames[kNumJoints] = {
+    "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+    "spine", "thorax", "neck", "head", "left_shoulder", "left_elbow", "left_wrist",
+    "right_shoulder", "right_elbow", "right_wrist"};
+
+std::string where(int64_t track_id, int64_t frame) {
+  return "track " + std::to_string(track_id) + " at frame " + std::to_string(frame);
+}
+
+// As Python prints a float list: shortest round-trip digits, nan for NaN.
+std::string joint_values(const float* joint) {
+  std::ostringstream out;
+  out.precision(9);
+  out << "[" << joint[0] << ", " << joint[1] << ", " << joint[2] << "]";
+  return out.str();
+}
+
+}  // namespace
+
+const char* joint_name(int joint) { return joint >= 0 && joint < kNumJoints ? kJointNames[joint] : nullptr; }
+
+void Track::push(const Joints& keypoints, int64_t runtime_frame) {
+  std::array<bool, kNumJoints> visible{};
+  int n_visible = 0;
+  for (int j = 0; j < kNumJoints; ++j) {
+    visible[j] = keypoints[j * 3 + 2] > 0.0f;
+    n_visible += visible[j];
+  }
+  if (visible[kRoot]) {
+    anchor_ = {keypoints[kRoot * 3], keypoints[kRoot * 3 + 1]};
+  } else if (n_visible > 0) {
+    std::array<float, 2> sum{};
+    for (int j = 0; j < kNumJoints; ++j) {
+      if (visible[j]) {
+        sum[0] += keypoints[j * 3];
+        sum[1] += keypoints[j * 3 + 1];
+      }
+    }
+    anchor_ = {sum[0] / static_cast<float>(n_visible), sum[1] / static_cast<float>(n_visible)};
+  }
+  Joints filled = keypoints;
+  for (int j = 0; j < kNumJoints; ++j) {
+    if (visible[j]) {
+      last_seen_[j * 2] = keypoints[j * 3];
+      last_seen_[j * 2 + 1] = keypoints[j * 3 + 1];
+      seen_[j] = true;
+      continue;
+    }
+    const float* fallback = seen_[j] ? &last_seen_[j * 2] : anchor_.data();
+    filled[j * 3] = fallback[0];
+    filled[j * 3 + 1] = fallback[1];
+    filled[j * 3 + 2] = 0.0f;
+  }
+  if (static_cast<int>(frames_.size()) == n_frames_) {
+    frames_.pop_front();
+    runtime_frames_.pop_front();
+  }
+  frames_.push_back(filled);
+  runtime_frames_.push_back(runtime_frame);
+  ++count;
+  last_push = runtime_frame;
+}
+
+void Track::window(int64_t frame, int position, float* out) const {
+  for (int i = 0; i < n_frames_; ++i) {
+    const int64_t wanted = std::clamp<int64_t>(frame - position + i, 0, count - 1);
+    const Joints& joints = frames_[wanted - first_kept()];
+    std::copy(joints.begin(), joints.end(), out + static_cast<size_t>(i) * joints.size());
+  }
+}
+
+StreamRuntime::StreamRuntime(std::unique_ptr<Backend> backend, const StreamOptions& options)
+    : backend_(std::move(backend)), options_(options), n_frames_(backend_->n_frames()) {
+  const bool pixels = options.image_width != 0.0f || options.image_height != 0.0f;
+  if (pixels && !(options.image_width > 0.0f && options.image_height > 0.0f)) {
+    throw Error(Status::InvalidArgument, "image size must be (width, height) in pixels, both positive, got " +
+                                             std::to_string(options.image_width) + " x " +
+                                             std::to_string(options.image_height) +
+                                             " (both 0 for keypoints already normalised)");
+  }
+  if (options.close_after < 0) {
+    throw Error(Status::InvalidArgument, "close_after must be a positive number of frames (0: never), got " +
+                                             std::to_string(options.close_after));
+  }
+  position_ = options.mode == Mode::Causal ? n_frames_ - 1 : n_frames_ / 2;
+  delay_ = n_frames_ - 1 - position_;
+}
+
+Joints StreamRuntime::check(int64_t track_id, const float* keypoints, int num_joints) const {
+  const std::string at = where(track_id, frame_);
+  if (auto closed = closed_.find(track_id); closed != closed_.end()) {
+    throw Error(Status::ClosedTrack, at + ": the track was closed at frame " + std::to_string(closed->second) +
+                                         "; a closed track cannot be reopened, give the person a new track id");
+  }
+  if (keypoints == nullptr) throw Error(Status::InvalidArgument, at + ": keypoints is a null pointer");
+  if (num_joints != kNumJoints) {
+    throw Error(Status::BadInput, at + ": keypoints must have shape [17, 3] (Human3.6M joints; x, y, confidence), "
+                                       "got [" + std::to_string(num_joints) +
+                                       ", 3]; convert COCO-17 with kasf.skeleton.coco_to_h36m");
+  }
+  for (const auto& [id, staged] : staged_) {
+    if (id == track_id) throw Error(Status::BadInput, at + ": the track already has keypoints in this frame");
+  }
+  // The Python runtime's checks, in its order: the first joint failing the first check is named.
+  using Problem = std::pair<bool (*)(const float*), const char*>;
+  static const Problem problems[] = {
+      {[](const float* k) { return std::isinf(k[0]) || std::isinf(k[1]); }, "has an infinite coordinate"},
+      {[](const float* k) { return std::isnan(k[2]); }, "has a NaN confidence"},
+      {[](const float* k) { return k[2] < 0.0f || k[2] > 1.0f; }, "has a confidence outside [0, 1]"},
+      {[](const float* k) { return (std::isnan(k[0]) || std::isnan(k[1])) && k[2] > 0.0f; },
+       "has NaN coordinates but confidence above 0 (mark a missing joint with confidence 0)"},
+  };
+  for (const auto& [bad, problem] : problems) {
+    for (int j = 0; j < kNumJoints; ++j) {
+      if (bad(keypoints + j * 3)) {
+        throw Error(Status::BadInput, at + ": joint " + std::to_string(j) + " (" + kJointNames[j] + ") " + problem +
+                                          ": " + joint_values(keypoints + j * 3));
+      }
+    }
+  }
+  Joints checked;
+  std::copy(keypoints, keypoints + checked.size(), checked.begin());
+  if (options_.image_width > 0.0f) {
+    const float width = options_.image_width, height = options_.image_height;
+    for (int j = 0; j < kNumJoints; ++j) {
+      checked[j * 3] = checked[j * 3] / width * 2.0f - 1.0f;
+      checked[j * 3 + 1] = checked[j * 3 + 1] / width * 2.0f - height / width;
+    }
+  }
+  return checked;
+}
+
+void StreamRuntime::push(int64_t track_id, const float* keypoints, int num_joints) {
+  staged_.emplace_back(track_id, check(track_id, keypoints, num_joints));
+}
+
+const std::vector<PoseResult>& StreamRuntime::process() {
+  std::vector<Request> requests = close_idle();
+  for (const auto& [track_id, keypoints] : staged_) {
+    auto [entry, opened] = tracks_.try_emplace(track_id, nullptr);
+    if (opened) {
+      entry->second = std::make_shared<Track>(n_frames_);
+      order_.push_back(track_id);
+    }
+    Track& track = *entry->second;
+    track.push(keypoints, frame_);
+    const int64_t ready = track.count - 1 - delay_;
+    if (ready >= 0) {
+      requests.push_back({track_id, entry->second, ready});
+      track.emitted = ready + 1;
+    }
+  }
+  staged_.clear();
+  ++frame_;
+  return lift(requests);
+}
+
+const std::vector<PoseResult>& StreamRuntime::close(int64_t track_id) {
+  if (tracks_.find(track_id) == tracks_.end()) {
+    const bool closed = closed_.count(track_id) > 0;
+    throw Error(closed ? Status::ClosedTrack : Status::UnknownTrack,
+                "cannot close track " + std::to_string(track_id) + ": it " +
+                    (closed ? "was already closed" : "was never opened"));
+  }
+  return lift(end(track_id));
+}
+
+const std::vector<PoseResult>& StreamRuntime::close_all() {
+  std::vector<Request> requests;
+  for (int64_t track_id : std::vector<int64_t>(order_)) {
+    for (Request& request : end(track_id)) requests.push_back(std::move(request));
+  }
+  return lift(requests);
+}
+
+std::vector<StreamRuntime::Request> StreamRuntime::end(int64_t track_id) {
+  auto entry = tracks_.find(track_id);
+  std::shared_ptr<Track> track = entry->second;
+  tracks_.erase(entry);
+  order_.erase(std::find(order_.begin(), order_.end(), track_id));
+  closed_[track_id] = frame_;
+  std::vector<Request> requests;
+  for (int64_t frame = track->emitted; frame < track->count; ++frame) requests.push_back({track_id, track, frame});
+  return requests;
+}
+
+std::vector<StreamRuntime::Request> StreamRuntime::close_idle() {
+  std::vector<Request> requests;
+  if (options_.close_after == 0) return requests;
+  std::vector<int64_t> idle;
+  for (int64_t track_id : order_) {
+    const bool pushed = std::any_of(staged_.begin(), staged_.end(), [&](const auto& s) { return s.first == track_id; });
+    if (!pushed && frame_ - tracks_.at(track_id)->last_push >= options_.close_after) idle.push_back(track_id);
+  }
+  for (int64_t track_id : idle) {
+    for (Request& request : end(track_id)) requests.push_back(std::move(request));
+  }
+  return requests;
+}
+
+const std::vector<PoseResult>& StreamRuntime::lift(const std::vector<Request>& requests) {
+  results_.clear();
+  const size_t window_size = static_cast<size_t>(n_frames_) * kNumJoints * kChannels;
+  const size_t chunk = static_cast<size_t>(std::max(1, backend_->max_batch()));
+  // More tracks than the engine's largest batch go through in several calls.
+  for (size_t start = 0; start < requests.size(); start += chunk) {
+    const size_t batch = std::min(chunk, requests.size() - start);
+    windows_.resize(batch * window_size);
+    poses_.resize(batch * window_size);
+    for (size_t i = 0; i < batch; ++i) {
+      const Request& request = requests[start + i];
+      request.track->window(request.frame, position_, windows_.data() + i * window_size);
+    }
+    backend_->infer(windows_.data(), static_cast<int64_t>(batch), poses_.data());
+    for (size_t i = 0; i < batch; ++i) {
+      const Request& request = requests[start + i];
+      PoseResult result{request.track_id, request.track->runtime_frame(request.frame), request.frame, {}};
+      const float* pose = poses_.data() + i * window_size + static_cast<size_t>(position_) * result.pose.size();
+      std::copy(pose, pose + result.pose.size(), result.pose.begin());
+      results_.push_back(result);
+    }
+  }
+  return results_;
+}
+
+}  // namespace kasf
