@@ -4,7 +4,8 @@ kasf_replay read and write the same files, so the two runtimes can be compared o
 
 Keypoints: a header `frame,track,x_pelvis,y_pelvis,c_pelvis,...` (17 joints in kasf.skeleton
 order), one row per person seen per frame, frames in order from 0; a frame without rows is a
-frame where nobody was seen. A missing joint has confidence 0 (coordinates may be nan).
+frame where nobody was seen (such frames at the very end are not recorded). A missing joint has
+confidence 0 (coordinates may be nan).
 Poses: `frame,track,track_frame,x_pelvis,y_pelvis,z_pelvis,...` in the order the runtime
 returned them; frame is the frame that brought the keypoints. Values carry 9 significant
 digits: float32 round-trips exactly.

@@ -38,7 +38,8 @@ def within(stats: dict, budget: Budget) -> bool:
 
 
 def engine_predictions(engine, keypoints: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Run an engine over [M, T, 17, 3] keypoints in batches."""
+    """Run an engine over [M, T, 17, 3] keypoints in batches (no larger than the engine takes)."""
+    batch_size = min(batch_size, engine.max_batch or batch_size)
     return np.concatenate([engine.infer(keypoints[i:i + batch_size]) for i in range(0, len(keypoints), batch_size)])
 
 

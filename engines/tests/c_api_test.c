@@ -123,7 +123,7 @@ static void test_engine_files(const char* engine, const char* work) {
   options.backend = "tflite";
   EXPECT_ERROR(kasf_create(engine, &options, &runtime), KASF_INVALID_ARGUMENT, "unknown backend 'tflite'");
   options = kasf_default_options();
-  options.mode = (kasf_mode)7;
+  options.mode = 7;
   EXPECT_ERROR(kasf_create(engine, &options, &runtime), KASF_INVALID_ARGUMENT, "unknown mode 7");
   options = kasf_default_options();
   options.image_width = 1920.0f;

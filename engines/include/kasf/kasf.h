@@ -51,7 +51,7 @@ typedef enum kasf_mode {
 } kasf_mode;
 
 typedef struct kasf_options {
-  kasf_mode mode;
+  int mode;            /* a kasf_mode (an int, so that any value a caller stores can be checked) */
   float image_width;   /* keypoints in pixels of this image size; both 0: already in normalised */
   float image_height;  /* screen units (kasf.normalization) */
   int close_after;     /* close a track after this many frames without keypoints for it; 0: never */
