@@ -31,19 +31,20 @@ std::optional<std::string> lookup(const Ort::ModelMetadata& metadata, const char
 }
 
 // Refuses a graph without kasf's metadata, or one in a newer metadata format; returns its precision.
+// Graphs from before kasf_metadata_version existed are format 1, as kasf.export.onnx.read_metadata reads them.
 std::string check_metadata(const Ort::Session& session, const std::string& path) {
   Ort::ModelMetadata metadata = session.GetModelMetadata();
-  std::optional<std::string> version = lookup(metadata, "kasf_metadata_version");
-  if (!version) {
+  if (!lookup(metadata, "kasf_model_config")) {
     throw Error(Status::EngineFile, path + " has no kasf metadata: it was not exported by `kasf export` "
                                            "(export it with `kasf export`)");
   }
+  const std::string version = lookup(metadata, "kasf_metadata_version").value_or("1");
   int written = 0;
-  const char* end = version->data() + version->size();
-  auto [parsed, failure] = std::from_chars(version->data(), end, written);
+  const char* end = version.data() + version.size();
+  auto [parsed, failure] = std::from_chars(version.data(), end, written);
   if (failure != std::errc() || parsed != end || written > kMetadataVersion) {
     throw Error(Status::EngineFile,
-                path + ": its kasf metadata is format version " + *version + " (kasf " +
+                path + ": its kasf metadata is format version " + version + " (kasf " +
                     lookup(metadata, "kasf_version").value_or("?") + "); this runtime reads up to " +
                     std::to_string(kMetadataVersion) + ": written by a newer kasf; upgrade the kasf runtime");
   }
