@@ -49,6 +49,8 @@ class Backend {
   virtual int max_batch() const = 0;
   // keypoints: [batch, n_frames, 17, 3] float32; poses: [batch, n_frames, 17, 3] float32.
   virtual void infer(const float* keypoints, int64_t batch, float* poses) = 0;
+  // What the backend accepted but a user should know (e.g. a plan built on another GPU model).
+  virtual std::string notes() const { return ""; }
 };
 
 // Each backend's factory; the ones this build lacks throw Error(Status::Unsupported, ...).

@@ -283,9 +283,9 @@ json read_sidecar(const std::string& engine_path) {
 }
 
 // Refuses a plan built for another TensorRT version or compute capability, saying which. Returns
-// notes on what TensorRT accepts but a user should know (another GPU model of the same compute
+// a note on what TensorRT accepts but a user should know (another GPU model of the same compute
 // capability: its tactics were timed on the other model).
-std::vector<std::string> check_engine_compatibility(const json& sidecar, const TensorRTVersion& tensorrt,
+std::string check_engine_compatibility(const json& sidecar, const TensorRTVersion& tensorrt,
                                                     const std::string& gpu_name, const std::string& capability) {
   std::vector<std::string> problems;
   for (const char* key : {"tensorrt_version", "compute_capability", "gpu_name"}) {
@@ -321,10 +321,10 @@ std::vector<std::string> check_engine_compatibility(const json& sidecar, const T
                                         "was built for: rebuild it here (`kasf build " + onnx + " -o ...`)");
   }
   if (built_gpu != gpu_name) {
-    return {"built on a " + built_gpu + ", running on a " + gpu_name + " (both compute capability " + capability +
-            "): TensorRT accepts it, but its kernels were timed on the other GPU; rebuild here for best speed"};
+    return "built on a " + built_gpu + ", running on a " + gpu_name + " (both compute capability " + capability +
+           "): TensorRT accepts it, but its kernels were timed on the other GPU; rebuild here for best speed";
   }
-  return {};
+  return "";
 }
 
 std::vector<char> read_plan(const std::string& path) {
@@ -398,9 +398,7 @@ class TensorRTBackend final : public Backend {
   int n_frames() const override { return n_frames_; }
   int max_batch() const override { return static_cast<int>(max_batch_); }
 
-  // What TensorRT accepts but a user should know (a plan built on another GPU model of the same compute
-  // capability). Not part of the Backend interface.
-  const std::vector<std::string>& notes() const { return notes_; }
+  std::string notes() const override { return notes_; }
 
   void infer(const float* keypoints, int64_t batch, float* poses) override {
     if (keypoints == nullptr || poses == nullptr) {
@@ -632,7 +630,7 @@ class TensorRTBackend final : public Backend {
   int n_frames_ = 0;
   int64_t min_batch_ = 1, max_batch_ = 0;
   std::string input_name_, output_name_;
-  std::vector<std::string> notes_;
+  std::string notes_;
 
   Logger logger_;  // declared before, so destroyed after, what it logs for
   std::unique_ptr<nvinfer1::IRuntime> runtime_;  // TensorRT 10 objects are deleted with delete

@@ -9,6 +9,7 @@
 struct kasf_runtime {
   std::unique_ptr<kasf::StreamRuntime> stream;
   std::string backend_name;
+  std::string notes;
 };
 
 namespace {
@@ -101,6 +102,7 @@ kasf_status kasf_create(const char* engine_path, const kasf_options* options, ka
     auto backend = kasf::open_backend(engine_path, chosen.backend != nullptr ? chosen.backend : "", backend_options);
     auto created = std::make_unique<kasf_runtime>();
     created->backend_name = backend->name();
+    created->notes = backend->notes();
     created->stream = std::make_unique<kasf::StreamRuntime>(std::move(backend), stream_options);
     *runtime = created.release();
   });
@@ -175,6 +177,8 @@ int kasf_num_tracks(const kasf_runtime* runtime) { return runtime == nullptr ? 0
 const char* kasf_backend_name(const kasf_runtime* runtime) {
   return runtime == nullptr ? "" : runtime->backend_name.c_str();
 }
+
+const char* kasf_engine_notes(const kasf_runtime* runtime) { return runtime == nullptr ? "" : runtime->notes.c_str(); }
 
 const char* kasf_last_error(void) { return last_error.c_str(); }
 

@@ -101,7 +101,8 @@ static void test_null_handles_and_arguments(void) {
   kasf_runtime* runtime = (kasf_runtime*)&count;
   EXPECT_ERROR(kasf_create(NULL, NULL, &runtime), KASF_INVALID_ARGUMENT, "engine_path is NULL");
   EXPECT(runtime == NULL, "a failed kasf_create must leave the handle NULL");
-  EXPECT(kasf_n_frames(NULL) == 0 && kasf_num_tracks(NULL) == 0 && strcmp(kasf_backend_name(NULL), "") == 0,
+  EXPECT(kasf_n_frames(NULL) == 0 && kasf_num_tracks(NULL) == 0 && strcmp(kasf_backend_name(NULL), "") == 0 &&
+             strcmp(kasf_engine_notes(NULL), "") == 0,
          "NULL handles read as empty");
   kasf_destroy(NULL);
 }
@@ -190,6 +191,7 @@ static void test_causal_stream(const char* engine) {
     EXPECT(isfinite(pose.joints[0][0]) && isfinite(pose.joints[16][2]), "poses are finite");
   }
   EXPECT(kasf_num_tracks(runtime) == 2, "two open tracks");
+  EXPECT(strcmp(kasf_engine_notes(runtime), "") == 0, "no notes on a CPU engine: %s", kasf_engine_notes(runtime));
   EXPECT(kasf_get_pose(runtime, 8, &pose) == KASF_OK && pose.track_frame == 19, "track 8 is 20 frames old");
   EXPECT_ERROR(kasf_get_pose(runtime, 9, &pose), KASF_NOT_READY, "track 9 has no pose");
   kasf_destroy(runtime);

@@ -182,6 +182,7 @@ int main(int argc, char** argv) {
     kasf::Runtime runtime(argv[1], options);
     std::printf("kasf_bench %s: %s (%s backend, %d frames per clip)\n", kasf_version(), argv[1],
                 runtime.backend().c_str(), runtime.n_frames());
+    if (!runtime.notes().empty()) std::printf("note: %s\n", runtime.notes().c_str());
     std::vector<Stats> runs;
     for (int64_t batch : settings.batches) {
       runs.push_back(time_batch(runtime, batch, settings));

@@ -102,6 +102,9 @@ KASF_API int kasf_n_frames(const kasf_runtime* runtime);       /* 0 for NULL */
 KASF_API int kasf_max_batch(const kasf_runtime* runtime);      /* the engine's largest batch; 0 for NULL */
 KASF_API int kasf_num_tracks(const kasf_runtime* runtime);     /* open tracks; 0 for NULL */
 KASF_API const char* kasf_backend_name(const kasf_runtime* runtime); /* "" for NULL */
+/* What the backend accepted but a user should know (a TensorRT plan built on another GPU model of
+ * the same compute capability: its kernels were timed there); "" when nothing, or for NULL. */
+KASF_API const char* kasf_engine_notes(const kasf_runtime* runtime);
 
 /* The calling thread's last error message ("" after a success); valid until its next kasf call. */
 KASF_API const char* kasf_last_error(void);

@@ -62,6 +62,7 @@ class Runtime {
   int max_batch() const { return kasf_max_batch(handle_); }
   int num_tracks() const { return kasf_num_tracks(handle_); }
   std::string backend() const { return kasf_backend_name(handle_); }
+  std::string notes() const { return kasf_engine_notes(handle_); }
   kasf_runtime* handle() { return handle_; }
 
  private:
