@@ -137,3 +137,14 @@ def test_engines_take_turns_after_the_cpu_has_settled():
                     settle_s=0.05)
     gaps = [later - earlier for (_, earlier), (_, later) in zip(calls, calls[1:])]
     assert min(gaps) >= 0.05
+
+
+def test_ort_profile_script_breaks_kernel_time_down_by_op(tiny_onnx):
+    script = Path(__file__).parent.parent / "benchmarks" / "ort_profile.py"
+    done = subprocess.run([sys.executable, str(script), str(tiny_onnx), "--runs", "3", "--threads", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "batch 1, 3 runs: median run" in lines[0] and lines[1].split()[:2] == ["op", "%"]
+    shares = {line.split()[0]: float(line.split()[1]) for line in lines[3:]}
+    assert "Gemm" in shares and "TopK" in shares and abs(sum(shares.values()) - 100) < 0.5
