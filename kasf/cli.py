@@ -447,7 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="ONNX graph (FP32 or strongly typed FP16) or AOTInductor package, "
                                                 "with parity in mm",
                                  description="Fuse the model (limb composers, attention, BatchNorm, "
-                                             "LayerScale), export it to ONNX and check it against PyTorch.")
+                                             "LayerScale), export it to ONNX (or, with --aoti, compile it into an "
+                                             "AOTInductor package for the C++ runtime) and check it against PyTorch.")
     add_export_arguments(export)
     export.set_defaults(run=cmd_export)
 
