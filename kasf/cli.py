@@ -516,7 +516,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_realtime_arguments(realtime)
     realtime.set_defaults(run=cmd_realtime)
 
-    from .engines import add_engine_arguments
     from .stream import MODES
 
     replay = commands.add_parser("replay", help="lift a capture file of tracked people's keypoints, frame by frame",

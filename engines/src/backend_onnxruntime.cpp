@@ -62,20 +62,14 @@ TensorInfo tensor_info(const std::string& name, const Ort::TypeInfo& type) {
   return info;
 }
 
-std::vector<TensorInfo> inputs(const Ort::Session& session) {
+// The session's inputs (outputs = false) or outputs.
+std::vector<TensorInfo> io_tensors(const Ort::Session& session, bool outputs) {
   Ort::AllocatorWithDefaultOptions allocator;
   std::vector<TensorInfo> infos;
-  for (size_t i = 0; i < session.GetInputCount(); ++i) {
-    infos.push_back(tensor_info(session.GetInputNameAllocated(i, allocator).get(), session.GetInputTypeInfo(i)));
-  }
-  return infos;
-}
-
-std::vector<TensorInfo> outputs(const Ort::Session& session) {
-  Ort::AllocatorWithDefaultOptions allocator;
-  std::vector<TensorInfo> infos;
-  for (size_t i = 0; i < session.GetOutputCount(); ++i) {
-    infos.push_back(tensor_info(session.GetOutputNameAllocated(i, allocator).get(), session.GetOutputTypeInfo(i)));
+  const size_t count = outputs ? session.GetOutputCount() : session.GetInputCount();
+  for (size_t i = 0; i < count; ++i) {
+    infos.push_back(outputs ? tensor_info(session.GetOutputNameAllocated(i, allocator).get(), session.GetOutputTypeInfo(i))
+                            : tensor_info(session.GetInputNameAllocated(i, allocator).get(), session.GetInputTypeInfo(i)));
   }
   return infos;
 }
@@ -103,7 +97,7 @@ bool is_pose_tensor(const TensorInfo& info, const char* name) {
 
 // Refuses a graph that is not keypoints_2d -> poses_3d, float32 [batch, T, 17, 3]; returns T.
 int check_io(const Ort::Session& session, const std::string& path) {
-  std::vector<TensorInfo> in = inputs(session), out = outputs(session);
+  std::vector<TensorInfo> in = io_tensors(session, false), out = io_tensors(session, true);
   if (in.size() != 1 || out.size() != 1 || !is_pose_tensor(in[0], kInputName) ||
       !is_pose_tensor(out[0], kOutputName) || in[0].shape[1] != out[0].shape[1]) {
     throw Error(Status::EngineFile, path + " is not a kasf pose graph: it must take " + kInputName + " and give " +
