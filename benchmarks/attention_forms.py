@@ -1,5 +1,5 @@
-"""Which attention form runs faster in ONNX Runtime: MatMul-Softmax-MatMul (opset 18, the form
-TensorRT fuses) or the ONNX Attention op (torch SDPA exported at opset 23)?
+"""Which attention form runs faster in ONNX Runtime: MatMul-Softmax-MatMul on 4-D heads (opset 18,
+the form TensorRT fuses) or the ONNX Attention op on 3-D sequences (opset 23, `--attention sdpa`)?
 
     python benchmarks/attention_forms.py --preset paper --batch 1 32
 

@@ -159,7 +159,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
-    from .export.onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+    from .export.onnx import ATTENTION_OP_OPSET, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
     parser.add_argument("--checkpoint", required=True, help="a kasf or authors' checkpoint")
     parser.add_argument("--config", help="the authors' YAML (for their checkpoints)")
@@ -169,11 +169,13 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="--aoti: the device to compile for (default cpu)")
     parser.add_argument("--fp16", action="store_true", help="strongly typed FP16 graph (FP32 IO and islands)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
-                        help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default {DEFAULT_OPSET})")
+    parser.add_argument("--opset", type=int,
+                        help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default {DEFAULT_OPSET}, "
+                             f"{ATTENTION_OP_OPSET} with --attention sdpa)")
     parser.add_argument("--max-batch", type=int, default=1024, help="largest batch the graph accepts")
     parser.add_argument("--attention", choices=["matmul", "sdpa"], default="matmul",
-                        help="MatMul-Softmax-MatMul (default), or torch SDPA (the Attention op at opset 23)")
+                        help="matmul: MatMul-Softmax-MatMul on 4-D heads, the form TensorRT fuses (default); "
+                             "sdpa: the ONNX Attention op on 3-D sequences, ONNX Runtime's fastest form")
     parser.add_argument("--compare-plain", action="store_true",
                         help="also export the unfused model and print both op histograms")
     parser.add_argument("--parity-clips", type=int, default=64, help="clips for the parity check (default 64)")
@@ -196,7 +198,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {result.path}: {result.precision}, opset {result.opset}, {result.size_bytes / 1e6:.1f} MB, "
           f"{result.nodes} nodes")
     if args.compare_plain:
-        plain = op_histogram(plain_graph(build_from_checkpoint(checkpoint), args.opset))
+        plain = op_histogram(plain_graph(build_from_checkpoint(checkpoint), result.opset))
         report["plain_op_counts"], report["plain_nodes"] = plain, sum(plain.values())
         ops = sorted(set(plain) | set(result.op_counts), key=lambda op: -plain.get(op, 0) - result.op_counts.get(op, 0))
         rows = [(op, plain.get(op, 0), result.op_counts.get(op, 0)) for op in ops]

@@ -1,8 +1,9 @@
 """Floating-point work per clip, counted from the ONNX graph itself rather than a hand-kept constant,
 so a benchmark's achieved GFLOP/s follows the model that actually ran.
 
-What is counted: MatMul and Gemm only, 2*M*N*K per product (one multiply and one add per MAC), with
-the broadcast batch dimensions of MatMul multiplied in. Matrix products are the dominant term of this
+What is counted: matrix products only: MatMul and Gemm, 2*M*N*K per product (one multiply and one
+add per MAC), with the broadcast batch dimensions of MatMul multiplied in, and the two products inside
+the ONNX Attention op (Q K^T and P V), so both attention forms count the same. Matrix products are the dominant term of this
 transformer; element-wise ops, LayerNorm, Softmax, TopK and the like are left out (a few per cent at
 most). For the paper preset this comes to about the paper's 13.8 GMACs = 27.6 GFLOP per 27-frame clip;
 the tests check the count against torch.utils.flop_counter.FlopCounterMode on the reference model.
@@ -20,7 +21,7 @@ import torch
 
 from .errors import KasfError
 
-COUNTED_OPS = ("MatMul", "Gemm")
+COUNTED_OPS = ("MatMul", "Gemm", "Attention")
 
 
 def _fixed_batch(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
@@ -57,6 +58,17 @@ def _gemm_flops(node: onnx.NodeProto, a: list[int], b: list[int]) -> int:
     return 2 * m * n * k
 
 
+def _attention_flops(node: onnx.NodeProto, q: list[int], k: list[int], v: list[int]) -> int:
+    """Q K^T and P V, for 4-D [B, heads, S, head_dim] inputs or 3-D [B, S, heads * head_dim] ones."""
+    if len(q) == 4:
+        batch, heads, queries, q_dim = q
+        return 2 * batch * heads * queries * k[2] * (q_dim + v[3])
+    attributes = {attr.name: onnx.helper.get_attribute_value(attr) for attr in node.attribute}
+    heads, kv_heads = attributes["q_num_heads"], attributes["kv_num_heads"]
+    batch, queries, channels = q
+    return 2 * batch * heads * queries * k[1] * (channels // heads + v[2] // kv_heads)
+
+
 def graph_flops(model: onnx.ModelProto | str | Path, batch: int = 2) -> dict:
     """FLOPs per clip of a kasf ONNX graph (matrix products only), from shapes inferred at `batch`:
     {"flops_per_clip", "by_op": {op: flops per clip}, "products": number of counted nodes}."""
@@ -69,11 +81,17 @@ def graph_flops(model: onnx.ModelProto | str | Path, batch: int = 2) -> dict:
     for node in inferred.graph.node:
         if node.op_type not in COUNTED_OPS:
             continue
-        a, b = shapes.get(node.input[0]), shapes.get(node.input[1])
-        if not a or not b or None in a or None in b:
+        operands = [shapes.get(name) for name in node.input[:3 if node.op_type == "Attention" else 2]]
+        if any(not shape or None in shape for shape in operands):
             raise KasfError(f"cannot count the FLOPs of {node.op_type} node {node.name!r}: ONNX shape inference "
-                            f"left its input shapes unknown ({a}, {b})")
-        by_op[node.op_type] += _gemm_flops(node, a, b) if node.op_type == "Gemm" else _matmul_flops(a, b)
+                            f"left its input shapes unknown {tuple(operands)}")
+        if node.op_type == "Attention":
+            flops = _attention_flops(node, *operands)
+        elif node.op_type == "Gemm":
+            flops = _gemm_flops(node, *operands)
+        else:
+            flops = _matmul_flops(*operands)
+        by_op[node.op_type] += flops
         products += 1
     return {"flops_per_clip": sum(by_op.values()) / batch, "by_op": {op: f / batch for op, f in by_op.items()},
             "products": products}

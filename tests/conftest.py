@@ -85,13 +85,17 @@ def authors_checkpoint():
 
 @pytest.fixture(scope="session")
 def tiny_exports(authors_checkpoint, tmp_path_factory) -> dict:
-    """The fixture checkpoint exported once per precision: FP32 and strongly typed FP16 ONNX."""
+    """The fixture checkpoint exported once per precision (FP32 and strongly typed FP16 ONNX), and
+    in FP32 with the ONNX Attention op (opset 23, ONNX Runtime's fastest form)."""
     from kasf.export.onnx import export_onnx
 
     folder = tmp_path_factory.mktemp("onnx")
-    return {precision: export_onnx(authors_checkpoint, folder / f"tiny_{precision}.onnx", fp16=precision == "fp16",
-                                   max_batch=64)
-            for precision in ("fp32", "fp16")}
+    exports = {precision: export_onnx(authors_checkpoint, folder / f"tiny_{precision}.onnx", fp16=precision == "fp16",
+                                      max_batch=64)
+               for precision in ("fp32", "fp16")}
+    exports["attention_op"] = export_onnx(authors_checkpoint, folder / "tiny_attention_op.onnx", opset=23,
+                                          max_batch=64, use_sdpa=True)
+    return exports
 
 
 @pytest.fixture(scope="session")

@@ -84,9 +84,16 @@ def test_graph_flops_match_torch_flop_counter(tiny_onnx):
         assert counted["flops_per_clip"] == pytest.approx(counter.get_total_flops() / 3, rel=tolerance)
 
 
-def test_benchmark_writes_table_json_csv_and_plot(tiny_onnx, tmp_path):
+def test_graph_flops_count_the_attention_op_as_its_two_products(tiny_exports):
+    matmul_form, op_form = (graph_flops(tiny_exports[name].path) for name in ("fp32", "attention_op"))
+    assert op_form["by_op"]["Attention"] > 0 and matmul_form["by_op"]["Attention"] == 0
+    assert op_form["flops_per_clip"] == matmul_form["flops_per_clip"]
+
+
+def test_benchmark_writes_table_json_csv_and_plot(tiny_exports, tmp_path):
     missing = tmp_path / "missing.onnx"
-    specs = [EngineSpec(tiny_onnx), EngineSpec(AUTHORS_CHECKPOINT), EngineSpec(missing)]
+    graphs = [tiny_exports[name].path for name in ("fp32", "attention_op")]
+    specs = [EngineSpec(graphs[0]), EngineSpec(graphs[1]), EngineSpec(AUTHORS_CHECKPOINT), EngineSpec(missing)]
     settings = BenchSettings(batches=(1, 2), threads=1, config=AUTHORS_YAML, parity_clips=0, peak_size=256, **QUICK)
     report = run_benchmark(specs, settings, log=lambda message: None)
     rows = report["rows"]
@@ -100,6 +107,10 @@ def test_benchmark_writes_table_json_csv_and_plot(tiny_onnx, tmp_path):
         assert row["gflops_per_s"] == pytest.approx(row["flops_per_clip"] * row["clips_per_s"] / 1e9)
     assert len({r["flops_per_clip"] for r in ok}) == 1          # the .pth counted from the same graph config
     assert [s["batch"] for s in speedups(rows)] == [1, 2] and report["peaks"]["cpu"]["threads"] == 1
+    for speedup in speedups(rows):   # against the faster of the two ONNX Runtime graphs
+        fastest = min((r for r in ok if r["backend"] == "onnxruntime" and r["batch"] == speedup["batch"]),
+                      key=lambda r: r["latency"]["median_ms"])
+        assert speedup["onnxruntime"] == fastest["engine"]
     assert "missing.onnx" in format_table(report) and "% peak" in format_table(report)
     paths = write_report(report, tmp_path / "out")
     assert json.loads(paths["json"].read_text())["environment"]["versions"]["kasf"]

@@ -8,7 +8,8 @@ from kasf.anatomy import LimbFus
 from kasf.engines.onnxruntime import OnnxRuntimeEngine
 from kasf.errors import KasfError
 from kasf.export.fuse import (FP32_MODULES, BranchFusion, FusedAttention, FusedMlp, LimbContext, PackedLimbFus,
-                              PositionalEmbedding, SimilarityGraphConv, SkeletonGraphConv, fuse)
+                              PositionalEmbedding, SimilarityGraphConv, SkeletonGraphConv, frame_order, fuse,
+                              temporal_order)
 from kasf.export.onnx import ExportError, export_onnx, op_histogram, read_metadata
 from kasf.layers import Attention, GraphConv, MixerBlock, split_heads
 from kasf.model import KABlock, merge_branches
@@ -55,6 +56,17 @@ def _flat(tokens: torch.Tensor) -> torch.Tensor:
     return tokens.reshape(-1, tokens.shape[-1])
 
 
+def test_temporal_order_groups_rows_by_joint_and_frame_order_undoes_it(tokens):
+    rows = temporal_order(_flat(tokens), 27)
+    assert torch.equal(rows.reshape(3, 17, 27, 32), tokens.transpose(1, 2))
+    assert torch.equal(frame_order(rows, 27), _flat(tokens))
+
+
+def _attention_op_form(heads: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """[groups, heads, sequence, head_dim] -> the Attention op's [groups, sequence, heads * head_dim]."""
+    return tuple(h.transpose(1, 2).reshape(h.shape[0], h.shape[2], -1) for h in heads)
+
+
 @pytest.mark.parametrize("mode", ["spatial", "temporal"])
 @pytest.mark.parametrize("cross", [False, True])
 def test_fused_attention_folds_scale_and_layer_scale(tokens, mode, cross):
@@ -62,20 +74,25 @@ def test_fused_attention_folds_scale_and_layer_scale(tokens, mode, cross):
     gamma = torch.randn(32)
     context = torch.randn_like(tokens)
     expected = gamma * (attention(tokens, context) if cross else attention(tokens))
-    kv = split_heads(attention.kv(context), 2, 4, mode, 27) if cross else None
+    heads = split_heads(attention.kv(context), 2, 4, mode, 27) if cross else None
     for use_sdpa in (False, True):
         fused = FusedAttention(attention, gamma, 27, use_sdpa).eval()
+        kv = _attention_op_form(heads) if use_sdpa and cross else heads
         got = fused(_flat(tokens), kv) if cross else fused(_flat(tokens))
         assert torch.allclose(got, _flat(expected), atol=1e-5)
 
 
 def test_limb_context_is_every_cross_attention_s_keys_and_values(tokens):
     blocks = [_randomise(KABlock(32, 4, 27), seed) for seed in range(3)]
-    context = LimbContext(blocks, 27)
-    for block, (spatial, temporal) in zip(blocks, context(_flat(tokens))):
-        for sub_block, got in ((block.cross_spatial, spatial), (block.cross_temporal, temporal)):
-            expected = split_heads(sub_block.mixer.kv(sub_block.norm_context(tokens)), 2, 4, sub_block.mixer.mode, 27)
-            assert all(torch.allclose(g, e, atol=1e-5) for g, e in zip(got, expected))
+    for use_sdpa in (False, True):
+        context = LimbContext(blocks, 27, use_sdpa)
+        for block, (spatial, temporal) in zip(blocks, context(_flat(tokens))):
+            for sub_block, got in ((block.cross_spatial, spatial), (block.cross_temporal, temporal)):
+                mode = sub_block.mixer.mode
+                expected = split_heads(sub_block.mixer.kv(sub_block.norm_context(tokens)), 2, 4, mode, 27)
+                if use_sdpa:
+                    expected = _attention_op_form(expected)
+                assert all(torch.allclose(g, e, atol=1e-5) for g, e in zip(got, expected))
 
 
 @pytest.mark.parametrize("mode", ["spatial", "temporal"])
@@ -131,6 +148,22 @@ def test_fp32_graph_checks_runs_and_matches(tiny_exports, golden):
     assert abs(out - golden["output"]).max() < 1e-4
 
 
+def test_attention_op_graph_has_no_head_transposes_and_matches(tiny_exports, golden):
+    """The ONNX Runtime form: one Attention op per attention, heads an attribute; transposes only
+    where temporal mixers regroup tokens by joint, Splits only where the limb context's stacked
+    K/V map is cut per layer."""
+    result = tiny_exports["attention_op"]
+    graph = onnx.load(str(result.path)).graph
+    producers = {output: node.op_type for node in graph.node for output in node.output}
+    attention_inputs = {producers[name] for node in graph.node if node.op_type == "Attention" for name in node.input}
+    assert result.opset == 23 and result.op_counts["Attention"] == 4 * 2   # four attentions per layer, 2 layers
+    assert attention_inputs == {"Reshape", "Split"} and result.op_counts["Split"] == 2
+    assert result.op_counts["Transpose"] < tiny_exports["fp32"].op_counts["Transpose"] * 0.6
+    with OnnxRuntimeEngine(result.path) as engine:
+        out = engine.infer(golden["input"])
+    assert abs(out - golden["output"]).max() < 1e-4
+
+
 def test_metadata_travels_inside_the_graph(tiny_exports, authors_checkpoint):
     meta = read_metadata(tiny_exports["fp16"].path)
     assert meta["kasf_model_config"] == authors_checkpoint.config.to_dict()
@@ -175,6 +208,8 @@ def test_fp16_graph_runs_in_onnxruntime_in_this_process(tiny_exports, golden):
 def test_export_errors_are_clear_and_leave_no_file(authors_checkpoint, tmp_path):
     with pytest.raises(ExportError, match="opset 12 is out of range"):
         export_onnx(authors_checkpoint, tmp_path / "a.onnx", opset=12)
+    with pytest.raises(ExportError, match="the Attention op form needs opset 23 or later, got 20"):
+        export_onnx(authors_checkpoint, tmp_path / "a.onnx", opset=20, use_sdpa=True)
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("a file where the output directory should be")
     with pytest.raises(ExportError, match="cannot create the output directory"):

@@ -10,7 +10,9 @@ transformations, each numerically the same as the modules it replaces:
   statistics are computed once, each cross-attention's LayerNorm affine is folded into its K/V
   weights, and the K/V of all layers come from two matmuls (spatial and temporal heads);
 - fold_attention (FusedAttention): the 1/sqrt(head_dim) scale into the query weights and
-  LayerScale into the output projection; attention on 4-D [B*groups, heads, S, head_dim];
+  LayerScale into the output projection; attention as MatMul-Softmax-MatMul on 4-D
+  [B*groups, heads, S, head_dim], or as the ONNX Attention op on 3-D [B*groups, S, C] with the heads
+  an attribute (no head transposes in the graph, and separate Q, K, V maps: no Split copies);
   in FP16 LayerScale stays a multiply: trained gammas are ~1e-4, and folded into weights of
   ~0.05 they give subnormal FP16 weights (below 6.1e-5) that lose precision or flush to zero;
 - fold_graph_conv (SkeletonGraphConv, SimilarityGraphConv): eval BatchNorm into the skeleton
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import copy
 
+import onnx
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -89,6 +92,38 @@ def _scaled_rows(linear: nn.Linear, scale: torch.Tensor | float, rows: slice = s
         if scaled.bias is not None:
             scaled.bias[rows] *= scale
     return scaled
+
+
+def _row_blocks(linear: nn.Linear, parts: int) -> list[nn.Linear]:
+    """linear's output rows as `parts` linear maps of equal width."""
+    biases = linear.bias.detach().chunk(parts) if linear.bias is not None else [None] * parts
+    blocks = []
+    for weight, bias in zip(linear.weight.detach().chunk(parts), biases):
+        block = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+        with torch.no_grad():
+            block.weight.copy_(weight)
+            if bias is not None:
+                block.bias.copy_(bias)
+        blocks.append(block)
+    return blocks
+
+
+def temporal_order(tokens: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """Flattened tokens from frame order [B, T, J] to joint order [B, J, T]: one transpose."""
+    dim = tokens.shape[-1]
+    return tokens.reshape(-1, n_frames, NUM_JOINTS, dim).transpose(1, 2).reshape(-1, dim)
+
+
+def frame_order(rows: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """The inverse of temporal_order."""
+    dim = rows.shape[-1]
+    return rows.reshape(-1, NUM_JOINTS, n_frames, dim).transpose(1, 2).reshape(-1, dim)
+
+
+def sequences(rows: torch.Tensor, mode: str, n_frames: int) -> torch.Tensor:
+    """Rows grouped by sequence (temporal_order's when temporal) -> the Attention op's 3-D input
+    [groups, sequence, channels]: a reshape."""
+    return rows.reshape(-1, NUM_JOINTS if mode == "spatial" else n_frames, rows.shape[-1])
 
 
 class FusedLayerNorm(nn.Module):
@@ -159,12 +194,12 @@ class LimbContext(nn.Module):
     are shared, and the affine part folds into that mixer's K/V weights. The K/V maps of all
     layers then stack into one Linear per mode, whose output splits into heads in one go."""
 
-    def __init__(self, blocks: list[KABlock], n_frames: int):
+    def __init__(self, blocks: list[KABlock], n_frames: int, use_sdpa: bool = False):
         super().__init__()
         norms = [getattr(block, name).norm_context for block in blocks for name in ("cross_spatial", "cross_temporal")]
         if len({norm.eps for norm in norms}) != 1:
             raise ValueError("the cross-attention LayerNorms must share one eps to share their statistics")
-        self.eps, self.n_frames = norms[0].eps, n_frames
+        self.eps, self.n_frames, self.use_sdpa = norms[0].eps, n_frames, use_sdpa
         self.num_heads = blocks[0].cross_spatial.mixer.num_heads
         self.spatial = self._stacked([block.cross_spatial for block in blocks])
         self.temporal = self._stacked([block.cross_temporal for block in blocks])
@@ -184,13 +219,17 @@ class LimbContext(nn.Module):
         return stacked
 
     def forward(self, limbs: torch.Tensor) -> list[tuple[tuple[torch.Tensor, torch.Tensor], ...]]:
-        """Per layer: ((k, v) spatial, (k, v) temporal)."""
+        """Per layer: ((k, v) spatial, (k, v) temporal), each in its attention's input form."""
         normalised = F.layer_norm(limbs, limbs.shape[-1:], eps=self.eps).to(self.spatial.weight.dtype)
         per_mode = []
         for mode, stacked in (("spatial", self.spatial), ("temporal", self.temporal)):
-            layers_kv = stacked.out_features // stacked.in_features
-            heads = split_heads(stacked(normalised), layers_kv, self.num_heads, mode, self.n_frames)
-            per_mode.append(list(zip(heads[0::2], heads[1::2])))
+            parts = stacked.out_features // stacked.in_features
+            if self.use_sdpa:
+                rows = normalised if mode == "spatial" else temporal_order(normalised, self.n_frames)
+                inputs = sequences(stacked(rows), mode, self.n_frames).chunk(parts, dim=-1)
+            else:
+                inputs = split_heads(stacked(normalised), parts, self.num_heads, mode, self.n_frames)
+            per_mode.append(list(zip(inputs[0::2], inputs[1::2])))
         return list(zip(*per_mode))
 
 
@@ -206,21 +245,35 @@ class FusedAttention(nn.Module):
         dim = attention.proj.in_features
         if self.cross:
             self.q = _scaled_rows(attention.q, attention.scale)
+        elif use_sdpa:
+            self.q, self.k, self.v = _row_blocks(_scaled_rows(attention.qkv, attention.scale, slice(0, dim)), 3)
         else:
             self.qkv = _scaled_rows(attention.qkv, attention.scale, slice(0, dim))
         self.proj = ScaledOutput(attention.proj, layer_scale, fold_layer_scale)
 
     def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        if self.use_sdpa:
+            return self._attention_op(x, kv)
         if self.cross:
             (q,) = split_heads(self.q(x), 1, self.num_heads, self.mode, self.n_frames)
             k, v = kv
         else:
             q, k, v = split_heads(self.qkv(x), 3, self.num_heads, self.mode, self.n_frames)
-        if self.use_sdpa:
-            out = F.scaled_dot_product_attention(q, k, v, scale=1.0)
-        else:
-            out = island(softmax, q @ k.transpose(-1, -2)) @ v
+        out = island(softmax, q @ k.transpose(-1, -2)) @ v
         return self.proj(merge_heads(out, self.mode, self.n_frames))
+
+    def _attention_op(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """The ONNX Attention op on 3-D sequences, heads an attribute: no head transposes, and one
+        Gemm per map, so no Split copies Q, K and V apart."""
+        temporal = self.mode == "temporal"
+        rows = temporal_order(x, self.n_frames) if temporal else x
+        maps = (self.q,) if self.cross else (self.q, self.k, self.v)
+        q, k, v = tuple(sequences(linear(rows), self.mode, self.n_frames) for linear in maps) + (kv or ())
+        # Softmax in FP32 whatever the inputs' precision (an FP32 island of the FP16 graph).
+        out = torch.onnx.ops.attention(q, k, v, q_num_heads=self.num_heads, kv_num_heads=self.num_heads, scale=1.0,
+                                       softmax_precision=onnx.TensorProto.FLOAT)[0]
+        out = self.proj(out.reshape(rows.shape))
+        return frame_order(out, self.n_frames) if temporal else out
 
 
 def _batchnorm_scale_shift(gcn: GraphConv) -> tuple[torch.Tensor, torch.Tensor]:
@@ -263,16 +316,14 @@ class SkeletonGraphConv(nn.Module):
 class SimilarityGraphConv(nn.Module):
     """Temporal GCN on each joint's T frames: ReLU(x + BN(A_hat @ V(x) + U(x))) with the
     K-nearest similarity graph, A_hat @ v computed as d * (A @ (d * v)) (d = degree^-1/2, so the
-    normalised adjacency is never built) and eval BatchNorm as one scale-and-shift per frame."""
+    normalised adjacency is never built) and eval BatchNorm as one scale-and-shift per frame.
+    U and V are two Gemms on the rows in joint order (one would need a Split to copy them apart)."""
 
     def __init__(self, gcn: GraphConv, layer_scale: torch.Tensor | None, n_frames: int):
         super().__init__()
         self.neighbour_num, self.n_frames = gcn.neighbour_num, n_frames
         scale, shift = _batchnorm_scale_shift(gcn)
-        self.uv = nn.Linear(gcn.U.in_features, 2 * gcn.U.out_features)
-        with torch.no_grad():
-            self.uv.weight.copy_(torch.cat([gcn.U.weight, gcn.V.weight]))
-            self.uv.bias.copy_(torch.cat([gcn.U.bias, gcn.V.bias]))
+        self.U, self.V = copy.deepcopy(gcn.U), copy.deepcopy(gcn.V)
         self.register_buffer("frame_scale", scale[:, None])
         self.register_buffer("frame_shift", shift[:, None])
         self.register_buffer("layer_scale", layer_scale)
@@ -288,7 +339,8 @@ class SimilarityGraphConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dim = x.shape[-1]
         nodes = x.reshape(-1, self.n_frames, NUM_JOINTS, dim).transpose(1, 2)
-        u, v = self.uv(nodes).chunk(2, dim=-1)
+        rows = nodes.reshape(-1, dim)
+        u, v = (linear(rows).reshape(nodes.shape) for linear in (self.U, self.V))
         adjacency, inv_sqrt_degree = island(self.neighbours, nodes)
         mixed = (inv_sqrt_degree * (adjacency @ (inv_sqrt_degree * v)) + u) * self.frame_scale
         out = torch.relu(nodes + mixed + self.frame_shift)
@@ -390,7 +442,7 @@ class FusedKASportsFormer(nn.Module):
         self.joint_embed = PositionalEmbedding(model.joint_embed, model.joint_pos)
         self.bone_embed = PositionalEmbedding(model.bone_embed, model.bone_pos)
         self.limb_embed = PositionalEmbedding(model.limb_embed, model.limb_pos)
-        self.limb_context = LimbContext(list(model.blocks), n_frames)
+        self.limb_context = LimbContext(list(model.blocks), n_frames, use_sdpa)
         self.blocks = nn.ModuleList([FusedBlock(block, n_frames, use_sdpa, fold_layer_scale) for block in model.blocks])
         self.head = FusedHead(model.head, n_frames)
 

@@ -32,6 +32,7 @@ INPUT_NAME, OUTPUT_NAME = "keypoints_2d", "poses_3d"
 # torch's exporter writes opset 18 and up (LayerNormalization is 17); the Attention op is 23.
 MIN_OPSET, MAX_OPSET = 18, 23
 DEFAULT_OPSET = 18
+ATTENTION_OP_OPSET = 23
 METADATA_VERSION = 1  # of the kasf_* keys below; a reader refuses a newer one
 
 
@@ -154,10 +155,17 @@ def plain_graph(model: KASportsFormer, opset: int = DEFAULT_OPSET) -> onnx.Model
     return _torch_export(model.eval(), model.config, opset, max_batch=1024)
 
 
-def export_onnx(checkpoint: Checkpoint, path: str | Path, fp16: bool = False, opset: int = DEFAULT_OPSET,
+def export_onnx(checkpoint: Checkpoint, path: str | Path, fp16: bool = False, opset: int | None = None,
                 max_batch: int = 1024, use_sdpa: bool = False) -> OnnxExport:
-    """Fuse, export, check (onnx.checker full check) and write atomically, metadata inside."""
+    """Fuse, export, check (onnx.checker full check) and write atomically, metadata inside.
+    use_sdpa: attention as the ONNX Attention op (opset 23 and up), ONNX Runtime's fastest form;
+    otherwise MatMul-Softmax-MatMul, the form TensorRT fuses. opset: by default 18, or 23 with
+    use_sdpa."""
+    if opset is None:
+        opset = ATTENTION_OP_OPSET if use_sdpa else DEFAULT_OPSET
     _check_opset(opset)
+    if use_sdpa and opset < ATTENTION_OP_OPSET:
+        raise ExportError(f"the Attention op form needs opset {ATTENTION_OP_OPSET} or later, got {opset}")
     path = Path(path)
     _check_output(path)
     if max_batch < 1:
