@@ -205,19 +205,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         rows.append(("total", report["plain_nodes"], result.nodes))
         print(render_table(["op", "plain export", "kasf fused"], rows,
                            title=f"nodes by op type: {100 * (1 - result.nodes / report['plain_nodes']):.1f}% fewer"))
-    if not args.no_parity:
-        report["parity"] = _export_parity(checkpoint, result.path, args.parity_clips)
-    if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.report}")
-    return 0 if report.get("parity", {}).get("passed", True) else 1
+    return _check_and_report(checkpoint, result.path, report, args)
 
 
 def _export_aoti(checkpoint, args: argparse.Namespace) -> int:
     from .export.aoti import export_aoti
 
     onnx_only = [flag for flag, given in (("--fp16", args.fp16), ("--compare-plain", args.compare_plain),
-                                          ("--attention sdpa", args.attention == "sdpa")) if given]
+                                          ("--attention sdpa", args.attention == "sdpa"),
+                                          ("--opset", args.opset is not None)) if given]
     if onnx_only:
         raise KasfError(f"{', '.join(onnx_only)} apply to ONNX graphs, not to --aoti packages (FP32)")
     result = export_aoti(checkpoint, args.output, max_batch=args.max_batch, device=args.device)
@@ -225,8 +221,13 @@ def _export_aoti(checkpoint, args: argparse.Namespace) -> int:
           f"{result.size_bytes / 1e6:.1f} MB")
     report = {"path": str(result.path), "precision": "fp32", "aoti_device": result.device,
               "size_mb": result.size_bytes / 1e6, "max_batch": result.max_batch}
+    return _check_and_report(checkpoint, result.path, report, args)
+
+
+def _check_and_report(checkpoint, path: Path, report: dict, args: argparse.Namespace) -> int:
+    """The end of both exports: the parity check (unless --no-parity), the JSON report, the exit code."""
     if not args.no_parity:
-        report["parity"] = _export_parity(checkpoint, result.path, args.parity_clips)
+        report["parity"] = _export_parity(checkpoint, path, args.parity_clips)
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.report}")
