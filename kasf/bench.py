@@ -511,8 +511,8 @@ def format_table(report: dict) -> str:
 
 def format_speedups(report: dict) -> list[str]:
     return [f"batch {s['batch']}: ONNX Runtime FP32 ({s['onnxruntime']}) median {s['onnxruntime_median_ms']:.2f} ms, "
-            f"PyTorch FP32 eager "
-            f"{s['torch_median_ms']:.2f} ms: ONNX Runtime is {_times(s['speedup'])}" for s in report["speedups"]]
+            f"PyTorch FP32 eager {s['torch_median_ms']:.2f} ms: ONNX Runtime is {_times(s['speedup'])}"
+            for s in report["speedups"]]
 
 
 def _times(speedup: float) -> str:
