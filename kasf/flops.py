@@ -4,8 +4,8 @@ so a benchmark's achieved GFLOP/s follows the model that actually ran.
 What is counted: matrix products only: MatMul and Gemm, 2*M*N*K per product (one multiply and one
 add per MAC), with the broadcast batch dimensions of MatMul multiplied in, and the two products inside
 the ONNX Attention op (Q K^T and P V), so both attention forms count the same. Matrix products are
-the dominant term of this transformer; element-wise ops, LayerNorm, Softmax, TopK and the like are left out (a few per cent at
-most). For the paper preset this comes to about the paper's 13.8 GMACs = 27.6 GFLOP per 27-frame clip;
+the dominant term of this transformer; element-wise ops, LayerNorm, Softmax, TopK and the like are
+left out (a few per cent at most). For the paper preset this comes to about the paper's 13.8 GMACs = 27.6 GFLOP per 27-frame clip;
 the tests check the count against torch.utils.flop_counter.FlopCounterMode on the reference model.
 """
 
