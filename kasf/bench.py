@@ -22,7 +22,7 @@ import platform
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -51,11 +51,26 @@ class EngineSpec:
     path: Path
     backend: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    full_path_label: bool = False   # set when two engines of a run share a file name
 
     @property
     def label(self) -> str:
         named = {**({"backend": self.backend} if self.backend else {}), **self.options}
-        return self.path.name + (":" + ",".join(f"{k}={v}" for k, v in named.items()) if named else "")
+        name = str(self.path) if self.full_path_label else self.path.name
+        return name + (":" + ",".join(f"{k}={v}" for k, v in named.items()) if named else "")
+
+
+def distinct_labels(specs: Sequence[EngineSpec]) -> list[EngineSpec]:
+    """The specs, labelled by their whole path where file names collide (runs/a/model.onnx and
+    runs/b/model.onnx): a run's rows, timings and comparisons are keyed by label. The same engine
+    given twice is refused."""
+    names = [spec.label for spec in specs]
+    specs = [replace(spec, full_path_label=names.count(spec.label) > 1) for spec in specs]
+    labels = [spec.label for spec in specs]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise KasfError(f"engine {twice[0]} is given more than once; time each engine once per run")
+    return specs
 
 
 def _option_value(text: str) -> Any:
@@ -379,8 +394,9 @@ def _row(loaded: _Loaded, batch: int, measures: dict[str, list[float]], peaks: d
     clips_per_s = batch / (latency["mean_ms"] / 1e3)
     row = {"engine": loaded.spec.label, "backend": engine.backend, "precision": engine.precision,
            "device": str(device), "status": "ok", "size_mb": _size_mb(loaded.spec.path),
-           "parity_mm": loaded.parity_mm, "batch": batch, "latency": latency, "clips_per_s": clips_per_s,
-           "frames_per_s": clips_per_s * engine.n_frames, "flops_per_clip": loaded.flops_per_clip}
+           "parity_mm": loaded.parity_mm, "model_config": loaded.config, "batch": batch, "latency": latency,
+           "clips_per_s": clips_per_s, "frames_per_s": clips_per_s * engine.n_frames,
+           "flops_per_clip": loaded.flops_per_clip}
     for measure in ("compute", "h2d", "d2h"):
         if measure in measures:
             row[measure] = latency_stats(measures[measure])
@@ -397,16 +413,21 @@ def _status_row(spec_label: str, status: str, batch: int | None = None, **known)
 
 
 def speedups(rows: Sequence[dict]) -> list[dict]:
-    """Per batch, PyTorch FP32 eager's median over ONNX Runtime FP32's (CPU; the fastest graph of
-    those timed, named), where both ran."""
+    """Per model config and batch, PyTorch FP32 eager's median over ONNX Runtime FP32's (CPU; the
+    fastest graph of those timed, named), where both ran. A run may hold several models (presets):
+    an engine is only ever compared with one of the same model."""
     def median(row) -> float:
         return row["latency"]["median_ms"]
 
+    def model(row) -> str:
+        return json.dumps(row["model_config"], sort_keys=True)
+
+    ok = [r for r in rows if r["status"] == "ok" and r["precision"] == "fp32" and r["device"] == "cpu"]
     found = []
-    for batch in sorted({r["batch"] for r in rows if r["status"] == "ok"}):
-        ok = [r for r in rows if r["status"] == "ok" and r["batch"] == batch and r["precision"] == "fp32"]
-        ort = min((r for r in ok if r["backend"] == "onnxruntime" and r["device"] == "cpu"), key=median, default=None)
-        eager = next((r for r in ok if r["backend"] == "torch" and r["device"] == "cpu"), None)
+    for key, batch in sorted({(model(r), r["batch"]) for r in ok}, key=lambda pair: (pair[1], pair[0])):
+        same = [r for r in ok if model(r) == key and r["batch"] == batch]
+        ort = min((r for r in same if r["backend"] == "onnxruntime"), key=median, default=None)
+        eager = next((r for r in same if r["backend"] == "torch"), None)
         if ort and eager:
             found.append({"batch": batch, "onnxruntime": ort["engine"], "torch": eager["engine"],
                           "onnxruntime_median_ms": median(ort), "torch_median_ms": median(eager),
@@ -417,6 +438,7 @@ def speedups(rows: Sequence[dict]) -> list[dict]:
 def run_benchmark(specs: Sequence[EngineSpec], settings: BenchSettings, failed: Sequence[dict] = (),
                   log: Callable[[str], None] = print) -> dict:
     """Load every engine (a failure is a status row), then time them interleaved at each batch size."""
+    specs = distinct_labels(specs)
     threads = torch.get_num_threads()
     if settings.threads:
         torch.set_num_threads(settings.threads)
@@ -428,7 +450,7 @@ def run_benchmark(specs: Sequence[EngineSpec], settings: BenchSettings, failed: 
 
 def _run(specs: Sequence[EngineSpec], settings: BenchSettings, failed: Sequence[dict],
          log: Callable[[str], None]) -> dict:
-    from .flops import FlopsByConfig
+    from .flops import COUNTED, FlopsByConfig
 
     notes: list[str] = []
     rows = list(failed)
@@ -481,7 +503,7 @@ def _run(specs: Sequence[EngineSpec], settings: BenchSettings, failed: Sequence[
     return {"environment": environment(), "settings": settings_record,
             "reference": str(reference) if reference else None, "peaks": peaks, "rows": rows,
             "speedups": speedups(rows), "notes": notes,
-            "flops_counted": "MatMul and Gemm only (2*M*N*K, broadcast batch dimensions included), from the ONNX graph"}
+            "flops_counted": COUNTED}
 
 
 # --- reporting ---------------------------------------------------------------------------------
@@ -511,7 +533,7 @@ def format_table(report: dict) -> str:
 
 def format_speedups(report: dict) -> list[str]:
     return [f"batch {s['batch']}: ONNX Runtime FP32 ({s['onnxruntime']}) median {s['onnxruntime_median_ms']:.2f} ms, "
-            f"PyTorch FP32 eager {s['torch_median_ms']:.2f} ms: ONNX Runtime is {_times(s['speedup'])}"
+            f"PyTorch FP32 eager ({s['torch']}) {s['torch_median_ms']:.2f} ms: ONNX Runtime is {_times(s['speedup'])}"
             for s in report["speedups"]]
 
 

@@ -22,6 +22,8 @@ import torch
 from .errors import KasfError
 
 COUNTED_OPS = ("MatMul", "Gemm", "Attention")
+COUNTED = ("matrix products only, from the ONNX graph: MatMul, Gemm and the Attention op's Q K^T and P V, "
+           "2*M*N*K each (broadcast batch dimensions included)")
 
 
 def _fixed_batch(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:

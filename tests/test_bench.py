@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from kasf.bench import (BenchSettings, EngineSpec, format_table, latency_stats, parse_engine_spec, run_benchmark,
-                        run_interleaved, speedups, stability_warning, write_report)
+from kasf.bench import (BenchSettings, EngineSpec, distinct_labels, format_table, latency_stats, parse_engine_spec,
+                        run_benchmark, run_interleaved, speedups, stability_warning, write_report)
 from kasf.checkpoint import build_from_checkpoint, read_checkpoint
 from kasf.errors import KasfError
 from kasf.export.fuse import fuse
@@ -68,6 +68,15 @@ def test_engine_spec_parsing():
         parse_engine_spec("model.pt:device=cuda,fp16")
 
 
+def test_engines_sharing_a_file_name_are_labelled_by_path():
+    specs = [parse_engine_spec(text) for text in ("runs/small/model.onnx", "runs/paper/model.onnx", "best.pt",
+                                                  "runs/paper/model.onnx:provider=cuda")]
+    assert [spec.label for spec in distinct_labels(specs)] == [
+        "runs/small/model.onnx", "runs/paper/model.onnx", "best.pt", "model.onnx:provider=cuda"]
+    with pytest.raises(KasfError, match="runs/paper/model.onnx is given more than once"):
+        distinct_labels(specs + [parse_engine_spec("runs/paper/model.onnx")])
+
+
 def test_graph_flops_match_torch_flop_counter(tiny_onnx):
     """An independent count: torch's FlopCounterMode on the module that was exported (exactly equal),
     and on the reference model, which the fused graph exceeds by its packed limb MLPs (block-dense
@@ -119,6 +128,18 @@ def test_benchmark_writes_table_json_csv_and_plot(tiny_exports, tmp_path):
     assert len(lines) == len(rows)
     assert all(float(line["latency_median_ms"]) > 0 for line in lines if line["status"] == "ok")
     assert matplotlib.image.imread(paths["png"]).shape[-1] in (3, 4)
+
+
+def test_speedups_compare_engines_of_the_same_model_only():
+    def row(engine, backend, model, median_ms, batch=1):
+        return {"engine": engine, "backend": backend, "precision": "fp32", "device": "cpu", "status": "ok",
+                "model_config": {"n_layers": model}, "batch": batch, "latency": {"median_ms": median_ms}}
+
+    rows = [row("small.onnx", "onnxruntime", 4, 10.0), row("paper.onnx", "onnxruntime", 26, 150.0),
+            row("small.pt", "torch", 4, 20.0), row("paper.pt", "torch", 26, 180.0),
+            row("small.pt", "torch", 4, 30.0, batch=2)]
+    found = {(s["onnxruntime"], s["torch"]): s["speedup"] for s in speedups(rows)}
+    assert found == {("small.onnx", "small.pt"): pytest.approx(2.0), ("paper.onnx", "paper.pt"): pytest.approx(1.2)}
 
 
 def test_cli_bench_runs_as_a_subprocess(tiny_onnx, tmp_path):
