@@ -326,47 +326,66 @@ def _engine_options(spec: EngineSpec, backend: str, settings: BenchSettings) -> 
 
 
 class _Parity:
-    """Mean per-joint deviation in mm from the reference checkpoint, on a few motion-capture test clips."""
+    """Mean per-joint deviation in mm from a reference checkpoint, on a few motion-capture test clips.
+    A run may time several models: each engine is compared with the reference of its model config
+    (the first reference where none has it, which the notes then name as another model)."""
 
-    def __init__(self, reference: str | Path, settings: BenchSettings, notes: list[str]):
-        from .checkpoint import build_from_checkpoint, read_checkpoint
+    def __init__(self, references: Sequence[Path], settings: BenchSettings, notes: list[str]):
+        from .checkpoint import read_checkpoint
 
-        self.checkpoint = read_checkpoint(reference, settings.config)
-        self.model = build_from_checkpoint(self.checkpoint)
-        self.count, self.notes, self._clips = settings.parity_clips, notes, None
+        self.checkpoints = []
+        for reference in references:
+            try:
+                self.checkpoints.append(read_checkpoint(reference, settings.config))
+            except KasfError as err:
+                notes.append(f"no parity against {reference}: it cannot be read ({err})")
+        self.count, self.notes, self._models, self._clips = settings.parity_clips, notes, {}, {}
 
-    def clips(self):
-        if self._clips is None:
+    def _reference(self, config: dict):
+        from .checkpoint import build_from_checkpoint
+
+        index = next((i for i, c in enumerate(self.checkpoints) if c.config.to_dict() == config), 0)
+        if index not in self._models:
+            self._models[index] = build_from_checkpoint(self.checkpoints[index])
+        return self.checkpoints[index], self._models[index]
+
+    def _test_clips(self, n_frames: int):
+        if n_frames not in self._clips:
             from .data.splits import load_splits
 
-            test = load_splits("mocap", n_frames=self.checkpoint.config.n_frames).test
-            self._clips = test.select(slice(0, self.count))
-        return self._clips
+            self._clips[n_frames] = load_splits("mocap", n_frames=n_frames).test.select(slice(0, self.count))
+        return self._clips[n_frames]
 
     def __call__(self, label: str, engine, config: dict, source: dict) -> float | None:
         from .parity import check_reference, compare_on_clips
 
+        if not self.checkpoints:
+            return None
         try:
-            self.notes += [f"{label}: {n}" for n in check_reference(self.checkpoint.config.to_dict(),
-                                                                     self.checkpoint.source, config, source)]
-            return compare_on_clips(self.model, engine, self.clips(), batch_size=self.count)["mean_mm"]
+            checkpoint, model = self._reference(config)
+            self.notes += [f"{label}: {n}" for n in check_reference(checkpoint.config.to_dict(), checkpoint.source,
+                                                                     config, source)]
+            clips = self._test_clips(checkpoint.config.n_frames)
+            return compare_on_clips(model, engine, clips, batch_size=self.count)["mean_mm"]
         except Exception as err:  # parity is one column: its failure must not hide the timing
             self.notes.append(f"{label}: no parity ({type(err).__name__}: {err})")
             return None
 
 
-def _reference_for(specs: Sequence[EngineSpec], settings: BenchSettings) -> Path | None:
+def _references_for(specs: Sequence[EngineSpec], settings: BenchSettings) -> list[Path]:
+    """--reference, or else every PyTorch checkpoint among the engines."""
     if settings.reference:
-        return Path(settings.reference)
+        return [Path(settings.reference)]
     from .engines import backend_for
 
+    found = []
     for spec in specs:
         try:
-            if backend_for(spec.path, spec.backend).name == "torch":
-                return spec.path
+            if backend_for(spec.path, spec.backend).name == "torch" and spec.path not in found:
+                found.append(spec.path)
         except KasfError:
             continue
-    return None
+    return found
 
 
 def _load(spec: EngineSpec, settings: BenchSettings, flops, parity: _Parity | None, notes: list[str]) -> _Loaded:
@@ -454,13 +473,8 @@ def _run(specs: Sequence[EngineSpec], settings: BenchSettings, failed: Sequence[
 
     notes: list[str] = []
     rows = list(failed)
-    reference = _reference_for(specs, settings) if settings.parity_clips else None
-    parity = None
-    if reference is not None:
-        try:
-            parity = _Parity(reference, settings, notes)
-        except KasfError as err:
-            notes.append(f"no parity column: the reference {reference} cannot be read ({err})")
+    references = _references_for(specs, settings) if settings.parity_clips else []
+    parity = _Parity(references, settings, notes) if references else None
     flops, loaded = FlopsByConfig(), []
     for spec in specs:
         log(f"loading {spec.label}")
@@ -501,7 +515,7 @@ def _run(specs: Sequence[EngineSpec], settings: BenchSettings, failed: Sequence[
     settings_record = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(settings).items()}
     settings_record["batches"] = list(settings.batches)
     return {"environment": environment(), "settings": settings_record,
-            "reference": str(reference) if reference else None, "peaks": peaks, "rows": rows,
+            "references": [str(path) for path in references], "peaks": peaks, "rows": rows,
             "speedups": speedups(rows), "notes": notes,
             "flops_counted": COUNTED}
 
@@ -607,8 +621,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--checkpoint", help="export what this machine can run from this checkpoint (ONNX FP32 and "
                                              "FP16, PyTorch eager; on a GPU also its CUDA variants) and time it all")
     parser.add_argument("--config", help="the authors' YAML (for their checkpoints)")
-    parser.add_argument("--reference", help="checkpoint for the parity column (default: --checkpoint, or the first "
-                                            ".pt/.pth engine)")
+    parser.add_argument("--reference", help="checkpoint for the parity column (default: --checkpoint, or each "
+                                            "engine's .pt/.pth of the same model among the engines)")
     parser.add_argument("--batch", type=int, nargs="+", default=[1], help="batch sizes to sweep (default 1)")
     parser.add_argument("--warmup", type=float, default=1e3 * WARMUP_S,
                         help=f"warm-up in ms (default {1e3 * WARMUP_S:.0f})")

@@ -13,10 +13,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from kasf.bench import (BenchSettings, EngineSpec, distinct_labels, format_table, latency_stats, parse_engine_spec,
                         run_benchmark, run_interleaved, speedups, stability_warning, write_report)
-from kasf.checkpoint import build_from_checkpoint, read_checkpoint
+from kasf.checkpoint import build_from_checkpoint, read_checkpoint, save_checkpoint
+from kasf.config import PRESETS
 from kasf.errors import KasfError
 from kasf.export.fuse import fuse
+from kasf.export.onnx import export_onnx
 from kasf.flops import graph_flops
+from kasf.model import build_model
 
 from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML
 
@@ -140,6 +143,24 @@ def test_speedups_compare_engines_of_the_same_model_only():
             row("small.pt", "torch", 4, 30.0, batch=2)]
     found = {(s["onnxruntime"], s["torch"]): s["speedup"] for s in speedups(rows)}
     assert found == {("small.onnx", "small.pt"): pytest.approx(2.0), ("paper.onnx", "paper.pt"): pytest.approx(1.2)}
+
+
+def test_one_run_times_two_models_each_against_its_own(tmp_path):
+    """Two models whose files share names: labels by path, parity and the eager ratio per model."""
+    specs = []
+    for name, layers in (("one_layer", 1), ("two_layers", 2)):
+        (tmp_path / name).mkdir()
+        torch.manual_seed(layers)
+        checkpoint = save_checkpoint(tmp_path / name / "model.pt", build_model(PRESETS["tiny"].replace(n_layers=layers)))
+        export_onnx(read_checkpoint(checkpoint), tmp_path / name / "model.onnx")
+        specs += [EngineSpec(tmp_path / name / "model.onnx"), EngineSpec(checkpoint)]
+    report = run_benchmark(specs, BenchSettings(threads=1, parity_clips=2, peak_size=256, **QUICK),
+                           log=lambda message: None)
+    ok = {row["engine"]: row for row in report["rows"] if row["status"] == "ok"}
+    assert sorted(ok) == sorted(str(spec.path) for spec in specs)
+    assert all(row["parity_mm"] < 0.01 for row in ok.values()), report["notes"]
+    assert sorted((s["onnxruntime"], s["torch"]) for s in report["speedups"]) == [
+        (str(tmp_path / name / "model.onnx"), str(tmp_path / name / "model.pt")) for name in ("one_layer", "two_layers")]
 
 
 def test_cli_bench_runs_as_a_subprocess(tiny_onnx, tmp_path):
