@@ -438,13 +438,12 @@ def speedups(rows: Sequence[dict]) -> list[dict]:
     def median(row) -> float:
         return row["latency"]["median_ms"]
 
-    def model(row) -> str:
-        return json.dumps(row["model_config"], sort_keys=True)
-
-    ok = [r for r in rows if r["status"] == "ok" and r["precision"] == "fp32" and r["device"] == "cpu"]
+    groups: dict[tuple[int, str], list[dict]] = {}
+    for r in rows:
+        if r["status"] == "ok" and r["precision"] == "fp32" and r["device"] == "cpu":
+            groups.setdefault((r["batch"], json.dumps(r["model_config"], sort_keys=True)), []).append(r)
     found = []
-    for key, batch in sorted({(model(r), r["batch"]) for r in ok}, key=lambda pair: (pair[1], pair[0])):
-        same = [r for r in ok if model(r) == key and r["batch"] == batch]
+    for (batch, _), same in sorted(groups.items()):
         ort = min((r for r in same if r["backend"] == "onnxruntime"), key=median, default=None)
         eager = next((r for r in same if r["backend"] == "torch"), None)
         if ort and eager:
