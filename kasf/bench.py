@@ -37,7 +37,7 @@ WARMUP_S, MIN_ITERATIONS, MIN_DURATION_S = 0.2, 10, 3.0     # trtexec's defaults
 SETTLE_S = 0.1                                               # idle between two engines' turns
 CV_WARNING = 0.025                                           # trtexec warns above 2.5%
 PERCENTILES = (90, 95, 99)
-PARITY_CLIPS = 8
+PARITY_CLIPS = 32
 VERSIONED_PACKAGES = ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "numpy", "tensorrt", "kasf")
 
 
@@ -304,6 +304,7 @@ class BenchSettings:
     config: str | Path | None = None     # the authors' YAML for their checkpoints
     reference: str | Path | None = None  # checkpoint the parity column compares with
     parity_clips: int = PARITY_CLIPS     # 0: no parity column
+    budgets: dict[str, float] | None = None  # task-metric budgets per precision (kasf.verify's defaults)
     peak_size: int | None = None         # matrix size of the peak measurement (default per device)
 
 
@@ -313,7 +314,7 @@ class _Loaded:
     engine: Any
     config: dict
     flops_per_clip: float | None
-    parity_mm: float | None
+    parity: dict | None
 
 
 def _engine_options(spec: EngineSpec, backend: str, settings: BenchSettings) -> dict:
@@ -326,9 +327,10 @@ def _engine_options(spec: EngineSpec, backend: str, settings: BenchSettings) -> 
 
 
 class _Parity:
-    """Mean per-joint deviation in mm from a reference checkpoint, on a few motion-capture test clips.
-    A run may time several models: each engine is compared with the reference of its model config
-    (the first reference where none has it, which the notes then name as another model)."""
+    """Each engine's parity verdict (kasf.verify: task metric and noise floor) against a reference
+    checkpoint, on a few motion-capture test clips. A run may time several models: each engine is
+    compared with the reference of its model config (the first reference where none has it, which
+    the notes then name as another model); each reference's floor is measured once."""
 
     def __init__(self, references: Sequence[Path], settings: BenchSettings, notes: list[str]):
         from .checkpoint import read_checkpoint
@@ -339,37 +341,42 @@ class _Parity:
                 self.checkpoints.append(read_checkpoint(reference, settings.config))
             except KasfError as err:
                 notes.append(f"no parity against {reference}: it cannot be read ({err})")
-        self.count, self.notes, self._models, self._clips = settings.parity_clips, notes, {}, {}
+        self.count, self.budgets, self.notes, self._checks = settings.parity_clips, settings.budgets, notes, {}
+        self.reports: dict[str, dict] = {}
 
-    def _reference(self, config: dict):
+    def _check(self, config: dict):
         from .checkpoint import build_from_checkpoint
+        from .verify import ParityCheck, parity_clips
 
         index = next((i for i, c in enumerate(self.checkpoints) if c.config.to_dict() == config), 0)
-        if index not in self._models:
-            self._models[index] = build_from_checkpoint(self.checkpoints[index])
-        return self.checkpoints[index], self._models[index]
+        checkpoint = self.checkpoints[index]
+        if index not in self._checks:
+            clips = parity_clips(self.count, checkpoint.config.n_frames)
+            self._checks[index] = ParityCheck(build_from_checkpoint(checkpoint), clips, budgets=self.budgets)
+        return checkpoint, self._checks[index]
 
-    def _test_clips(self, n_frames: int):
-        if n_frames not in self._clips:
-            from .data.splits import load_splits
-
-            self._clips[n_frames] = load_splits("mocap", n_frames=n_frames).test.select(slice(0, self.count))
-        return self._clips[n_frames]
-
-    def __call__(self, label: str, engine, config: dict, source: dict) -> float | None:
-        from .parity import check_reference, compare_on_clips
+    def __call__(self, label: str, engine, config: dict, source: dict) -> dict | None:
+        """The engine's verdict in brief (the full report goes to self.reports)."""
+        from .verify import check_reference
+        from .verify.report import verdict
 
         if not self.checkpoints:
             return None
         try:
-            checkpoint, model = self._reference(config)
+            checkpoint, check = self._check(config)
             self.notes += [f"{label}: {n}" for n in check_reference(checkpoint.config.to_dict(), checkpoint.source,
                                                                      config, source)]
-            clips = self._test_clips(checkpoint.config.n_frames)
-            return compare_on_clips(model, engine, clips, batch_size=self.count)["mean_mm"]
+            report = self.reports[label] = check.check(engine)
         except Exception as err:  # parity is one column: its failure must not hide the timing
             self.notes.append(f"{label}: no parity ({type(err).__name__}: {err})")
             return None
+        if not report["passed"]:
+            self.notes.append(f"{label}: parity {report['explanation']}")
+        return {"verdict": verdict(report), "passed": report["passed"], "decided_by": report["decided_by"],
+                "deviation_mean_mm": report["deviation"]["mean_mm"],
+                "floor_mean_mm": report["floor"]["envelope"]["mean_mm"],
+                "mpjpe_difference_mm": report["task_metric"]["mpjpe"]["difference_mm"],
+                "mpjpe_interval_mm": report["task_metric"]["mpjpe"]["interval_mm"], "budget_mm": report["budget_mm"]}
 
 
 def _references_for(specs: Sequence[EngineSpec], settings: BenchSettings) -> list[Path]:
@@ -413,7 +420,7 @@ def _row(loaded: _Loaded, batch: int, measures: dict[str, list[float]], peaks: d
     clips_per_s = batch / (latency["mean_ms"] / 1e3)
     row = {"engine": loaded.spec.label, "backend": engine.backend, "precision": engine.precision,
            "device": str(device), "status": "ok", "size_mb": _size_mb(loaded.spec.path),
-           "parity_mm": loaded.parity_mm, "model_config": loaded.config, "batch": batch, "latency": latency,
+           "parity": loaded.parity, "model_config": loaded.config, "batch": batch, "latency": latency,
            "clips_per_s": clips_per_s, "frames_per_s": clips_per_s * engine.n_frames,
            "flops_per_clip": loaded.flops_per_clip}
     for measure in ("compute", "h2d", "d2h"):
@@ -515,14 +522,15 @@ def _run(specs: Sequence[EngineSpec], settings: BenchSettings, failed: Sequence[
     settings_record["batches"] = list(settings.batches)
     return {"environment": environment(), "settings": settings_record,
             "references": [str(path) for path in references], "peaks": peaks, "rows": rows,
+            "parity": parity.reports if parity else {},
             "speedups": speedups(rows), "notes": notes,
             "flops_counted": COUNTED}
 
 
 # --- reporting ---------------------------------------------------------------------------------
 
-TABLE_COLUMNS = ("engine", "backend", "precision", "status", "size MB", "parity mm", "batch", "p50 ms", "p99 ms",
-                 "clips/s", "frames/s", "GFLOP/s", "% peak")
+TABLE_COLUMNS = ("engine", "backend", "precision", "status", "size MB", "parity", "dMPJPE mm", "batch", "p50 ms",
+                 "p99 ms", "clips/s", "frames/s", "GFLOP/s", "% peak")
 
 
 def format_table(report: dict) -> str:
@@ -533,9 +541,11 @@ def format_table(report: dict) -> str:
     for r in rows:
         latency = r.get("latency", {})
         status = r["status"] if len(r["status"]) <= 60 else r["status"][:57] + "..."
+        parity = r.get("parity") or {}
+        difference = parity.get("mpjpe_difference_mm")
         line = [r["engine"], r.get("backend") or "-", r.get("precision") or "-", status, r.get("size_mb"),
-                r.get("parity_mm"), r.get("batch"), latency.get("median_ms"), latency.get("p99_ms"),
-                r.get("clips_per_s"), r.get("frames_per_s"), r.get("gflops_per_s"), r.get("peak_percent")]
+                parity.get("verdict"), None if difference is None else f"{difference:+.3f}", r.get("batch"),
+                latency.get("median_ms"), latency.get("p99_ms"), r.get("clips_per_s"), r.get("frames_per_s"), r.get("gflops_per_s"), r.get("peak_percent")]
         lines.append(line + ([r.get("compute", {}).get("median_ms")] if gpu else []))
     peaks = ", ".join(f"{d} {p['gflops']:.0f} GFLOP/s ({p['dtype']})" for d, p in report["peaks"].items())
     env = report["environment"]
@@ -554,12 +564,13 @@ def _times(speedup: float) -> str:
     return f"{speedup:.2f}x faster" if speedup >= 1 else f"{1 / speedup:.2f}x slower"
 
 
-_CSV_FIELDS = ("engine", "backend", "precision", "device", "status", "size_mb", "parity_mm", "batch", "clips_per_s",
+_CSV_FIELDS = ("engine", "backend", "precision", "device", "status", "size_mb", "batch", "clips_per_s",
                "frames_per_s", "flops_per_clip", "gflops_per_s", "peak_percent")
 
 
 def _csv_row(row: dict) -> dict:
     flat = {key: row.get(key) for key in _CSV_FIELDS}
+    flat.update({f"parity_{key}": value for key, value in (row.get("parity") or {}).items()})
     for measure in ("latency", "compute", "h2d", "d2h"):
         for key, value in row.get(measure, {}).items():
             flat[f"{measure}_{key}"] = value
@@ -635,10 +646,15 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for torch and ONNX Runtime (default: their choice)")
     parser.add_argument("--parity-clips", type=int, default=PARITY_CLIPS,
                         help=f"motion-capture test clips for the parity column (default {PARITY_CLIPS}; 0: none)")
+    from .cli import add_budget_argument
+
+    add_budget_argument(parser)
     parser.add_argument("--out", default="runs/bench", help="where the exports, bench.json/.csv/.png go")
 
 
 def bench_from_arguments(args: argparse.Namespace) -> int:
+    from .cli import parse_budgets
+
     if min(args.batch) < 1 or args.iterations < 1 or min(args.duration, args.warmup, args.settle) < 0:
         raise KasfError("batch sizes and --iterations must be at least 1; --duration, --warmup and --settle not "
                         "negative")
@@ -653,7 +669,8 @@ def bench_from_arguments(args: argparse.Namespace) -> int:
     settings = BenchSettings(batches=args.batch, warmup_s=args.warmup / 1e3, min_iterations=args.iterations,
                              min_duration_s=args.duration, settle_s=args.settle / 1e3, threads=args.threads,
                              config=args.config,
-                             reference=args.reference or args.checkpoint, parity_clips=args.parity_clips)
+                             reference=args.reference or args.checkpoint, parity_clips=args.parity_clips,
+                             budgets=parse_budgets(args.budget))
     report = run_benchmark(specs, settings, failed)
     print(format_table(report))
     for line in format_speedups(report):

@@ -180,6 +180,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also export the unfused model and print both op histograms")
     parser.add_argument("--parity-clips", type=int, default=64, help="clips for the parity check (default 64)")
     parser.add_argument("--no-parity", action="store_true", help="skip the parity check")
+    add_budget_argument(parser)
     parser.add_argument("--report", help="write the export report (JSON) here")
 
 
@@ -188,9 +189,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export.onnx import export_onnx, op_histogram, plain_graph
     from .table import render_table
 
+    budgets = parse_budgets(args.budget)
     checkpoint = read_checkpoint(args.checkpoint, args.config)
     if args.aoti:
-        return _export_aoti(checkpoint, args)
+        return _export_aoti(checkpoint, args, budgets)
     result = export_onnx(checkpoint, args.output, fp16=args.fp16, opset=args.opset, max_batch=args.max_batch,
                          use_sdpa=args.attention == "sdpa")
     report = {"path": str(result.path), "precision": result.precision, "opset": result.opset,
@@ -205,10 +207,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         rows.append(("total", report["plain_nodes"], result.nodes))
         print(render_table(["op", "plain export", "kasf fused"], rows,
                            title=f"nodes by op type: {100 * (1 - result.nodes / report['plain_nodes']):.1f}% fewer"))
-    return _check_and_report(checkpoint, result.path, report, args)
+    return _check_and_report(checkpoint, result.path, report, args, budgets)
 
 
-def _export_aoti(checkpoint, args: argparse.Namespace) -> int:
+def _export_aoti(checkpoint, args: argparse.Namespace, budgets: dict[str, float]) -> int:
     from .export.aoti import export_aoti
 
     onnx_only = [flag for flag, given in (("--fp16", args.fp16), ("--compare-plain", args.compare_plain),
@@ -221,37 +223,71 @@ def _export_aoti(checkpoint, args: argparse.Namespace) -> int:
           f"{result.size_bytes / 1e6:.1f} MB")
     report = {"path": str(result.path), "precision": "fp32", "aoti_device": result.device,
               "size_mb": result.size_bytes / 1e6, "max_batch": result.max_batch}
-    return _check_and_report(checkpoint, result.path, report, args)
+    return _check_and_report(checkpoint, result.path, report, args, budgets)
 
 
-def _check_and_report(checkpoint, path: Path, report: dict, args: argparse.Namespace) -> int:
+def _check_and_report(checkpoint, path: Path, report: dict, args: argparse.Namespace,
+                      budgets: dict[str, float]) -> int:
     """The end of both exports: the parity check (unless --no-parity), the JSON report, the exit code."""
     if not args.no_parity:
-        report["parity"] = _export_parity(checkpoint, path, args.parity_clips)
+        report["parity"] = _export_parity(checkpoint, path, args.parity_clips, budgets)
     if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=2))
+        write_json(args.report, report)
         print(f"wrote {args.report}")
     return 0 if report.get("parity", {}).get("passed", True) else 1
 
 
-def _export_parity(checkpoint, path: Path, n_clips: int) -> dict:
+def _export_parity(checkpoint, path: Path, n_clips: int, budgets: dict[str, float]) -> dict:
     """The exported file, run by its backend, against PyTorch FP32 on real clips (the embedded
-    motion capture's test split)."""
-    from .data.splits import load_splits
+    motion capture's test split): the task metric and the reference's noise floor."""
     from .engines import load_engine
-    from .parity import compare_on_clips, format_parity
+    from .verify import ParityCheck, format_parity, parity_clips
 
     try:
-        clips = load_splits("mocap").test
+        clips = parity_clips(n_clips, checkpoint.config.n_frames)
     except KasfError as err:
         print(f"parity skipped: no real clips to compare on ({err})")
         return {}
-    clips = clips.select(slice(0, n_clips))
     with load_engine(path) as engine:
-        parity = compare_on_clips(build_from_checkpoint(checkpoint), engine, clips)
-    print(format_parity([parity], title=f"parity against PyTorch FP32 on {len(clips)} motion-capture test clips "
-                                        "(mm per joint)"))
+        parity = ParityCheck(build_from_checkpoint(checkpoint), clips, budgets=budgets).check(engine)
+    print(format_parity([{**parity, "engine": path.name}],
+                        title=f"parity against PyTorch FP32 on {len(clips)} motion-capture test clips (mm)"))
     return parity
+
+
+def write_json(path: str | Path, value) -> Path:
+    """A JSON report, written atomically (never half a file)."""
+    from .files import atomic_write
+
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(value, indent=2, default=str)))
+
+
+def add_budget_argument(parser: argparse.ArgumentParser) -> None:
+    from .verify import BUDGETS_MM
+
+    defaults = ", ".join(f"{p} {v:g}" for p, v in BUDGETS_MM.items())
+    parser.add_argument("--budget", nargs="+", default=[], metavar="[PRECISION=]MM",
+                        help="largest MPJPE / P-MPJPE difference from PyTorch FP32 an engine may cost, in mm: one "
+                             f"value for every precision, or PRECISION=MM each (defaults: {defaults})")
+
+
+def parse_budgets(values: list[str]) -> dict[str, float]:
+    """--budget 0.2 (every precision) or --budget fp16=0.2 int8=1 -> {precision: mm}."""
+    from .verify import BUDGETS_MM
+
+    budgets: dict[str, float] = {}
+    for value in values:
+        precision, _, number = value.rpartition("=")
+        try:
+            mm = float(number)
+        except ValueError:
+            raise KasfError(f"--budget {value!r}: expected MM or PRECISION=MM with MM a number of millimetres") from None
+        if precision and precision not in BUDGETS_MM:
+            raise KasfError(f"--budget {value!r}: unknown precision {precision!r} (known: {', '.join(BUDGETS_MM)})")
+        if not mm >= 0:
+            raise KasfError(f"--budget {value!r}: a budget is a distance in mm, at least 0")
+        budgets.update({precision: mm} if precision else dict.fromkeys(BUDGETS_MM, mm))
+    return budgets
 
 
 def add_triton_arguments(parser: argparse.ArgumentParser) -> None:
@@ -316,7 +352,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _reproduction(engine, backend: str, batch: int) -> list[str]:
     from .export.onnx import INPUT_NAME
-    from .parity import reproduction_commands
+    from .verify import reproduction_commands
 
     if backend == "tensorrt":
         side = engine.sidecar
@@ -330,10 +366,10 @@ def _reproduction(engine, backend: str, batch: int) -> list[str]:
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
-    from .data.splits import load_splits
     from .engines import backend_for, engine_options, load_engine, recorded_model
-    from .parity import check_reference, compare_on_clips, format_parity, format_per_joint
+    from .verify import ParityCheck, check_reference, format_parity, format_per_joint, parity_clips, plot_per_joint
 
+    budgets = parse_budgets(args.budget)
     backend = backend_for(args.engine, args.backend).name
     engine_config, engine_source = recorded_model(args.engine, backend, args.config)
     if args.reference is None and backend != "torch":
@@ -345,14 +381,14 @@ def cmd_parity(args: argparse.Namespace) -> int:
     reference = read_checkpoint(reference_path, args.config)
     notes = check_reference(reference.config.to_dict(), reference.source, engine_config, engine_source)
     with load_engine(args.engine, backend, **engine_options(args, backend)) as engine:
-        clips = load_splits("mocap", n_frames=reference.config.n_frames).test
-        clips = clips.select(slice(0, args.clips))
-        report = compare_on_clips(build_from_checkpoint(reference), engine, clips, args.batch_size)
+        clips = parity_clips(args.clips, reference.config.n_frames)
+        check = ParityCheck(build_from_checkpoint(reference), clips, args.batch_size, budgets)
+        report = check.check(engine)
         commands = _reproduction(engine, backend, min(args.batch_size, len(clips)))
         report.update(engine=str(args.engine), reference=str(reference_path), engine_metadata=engine.metadata(),
                       notes=notes + list(getattr(engine, "notes", [])), commands=commands)
     print(format_parity([report], title=f"{args.engine} against PyTorch FP32 ({reference_path}) on {len(clips)} "
-                                        "motion-capture test clips (mm per joint)"))
+                                        f"motion-capture test clips, {report['sequences']} sequences (mm)"))
     print()
     print(format_per_joint(report))
     for note in report["notes"]:
@@ -360,10 +396,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
     if commands:
         print("\nthe same check outside kasf:")
         print("\n".join(f"  {command}" for command in commands))
+    if args.plot:
+        print(f"wrote {plot_per_joint({Path(args.engine).name: report}, args.plot)}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.json}")
+        print(f"wrote {write_json(args.json, report)}")
     return 0 if report["passed"] else 1
 
 
@@ -488,16 +524,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .engines import add_engine_arguments
 
-    parity = commands.add_parser("parity", help="an engine against the PyTorch FP32 reference, in mm per joint",
+    parity = commands.add_parser("parity", help="an engine against the PyTorch FP32 reference: MPJPE and the noise floor",
                                  description="Run an engine (.onnx, .engine/.plan, .pt/.pth, .pt2) and the PyTorch FP32 "
-                                             "reference on the embedded motion capture's test clips; report the "
-                                             "deviation in mm against the budget (exit 1 when it fails).")
+                                             "reference on the embedded motion capture's test clips. It passes when "
+                                             "its MPJPE and P-MPJPE differences from the reference (paired bootstrap "
+                                             "95%% intervals over sequences) lie within the budget of its precision "
+                                             "and its deviation from the reference lies within the reference's own "
+                                             "noise floor (exit 1 when it fails; the report says which clause decided).")
     parity.add_argument("--engine", required=True, help="the model file to check")
     parity.add_argument("--reference", help="the checkpoint to compare with (default for a .pt/.pth: itself; "
                                             "required for ONNX and TensorRT engines)")
-    parity.add_argument("--clips", type=int, default=64, help="test clips to compare on (default 64)")
+    parity.add_argument("--clips", type=int, help="test clips to compare on, spread over the test motions (default: "
+                                                  "all 256)")
     parity.add_argument("--batch-size", type=int, default=32, help="clips per engine call (default 32)")
+    add_budget_argument(parity)
     parity.add_argument("--json", help="also write the report as JSON here")
+    parity.add_argument("--plot", help="also plot deviation, floor and MPJPE difference per joint here (PNG)")
     add_engine_arguments(parity)
     parity.set_defaults(run=cmd_parity)
 

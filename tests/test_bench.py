@@ -158,7 +158,9 @@ def test_one_run_times_two_models_each_against_its_own(tmp_path):
                            log=lambda message: None)
     ok = {row["engine"]: row for row in report["rows"] if row["status"] == "ok"}
     assert sorted(ok) == sorted(str(spec.path) for spec in specs)
-    assert all(row["parity_mm"] < 0.01 for row in ok.values()), report["notes"]
+    assert all(row["parity"]["passed"] for row in ok.values()), report["notes"]
+    assert set(report["parity"]) == set(ok)
+    assert all(abs(row["parity"]["mpjpe_difference_mm"]) < 0.01 for row in ok.values())
     assert sorted((s["onnxruntime"], s["torch"]) for s in report["speedups"]) == [
         (str(tmp_path / name / "model.onnx"), str(tmp_path / name / "model.pt")) for name in ("one_layer", "two_layers")]
 

@@ -45,7 +45,7 @@ def test_demo_writes_a_report_with_real_images(demo_run):
     assert _summary_status(result.stdout) == {stage: "ran" for stage in STAGES}
     page = (out / "report.html").read_text()
     sources = re.findall(r'<img src="([^"]+)"', page)
-    assert {"per_joint.png", "skeletons.png", "bench.png", "clip.gif"} <= set(sources)
+    assert {"per_joint.png", "skeletons.png", "bench.png", "clip.gif", "parity.png"} <= set(sources)
     for source in sources:
         assert "/" not in source                     # relative, beside the report
         with Image.open(out / source) as image:
@@ -57,6 +57,10 @@ def test_demo_writes_a_report_with_real_images(demo_run):
                 assert image.n_frames == 4
     for section in ("Per motion", "Parity against PyTorch FP32", "Benchmark", "Streaming runtime"):
         assert section in page
+    parity = json.loads((out / "parity.json").read_text())
+    assert parity and all(f"<td>{report['engine']}</td>" in page and report["floor"]["envelope"]["mean_mm"] >= 0
+                          for report in parity)
+    assert "floor mean" in page and "dMPJPE" in page
     for motion in ("run", "spinkick", "dance_b", "getup_faceup"):
         assert f"<td>{motion}</td>" in page
     engines = json.loads((out / "engines.json").read_text())
@@ -91,6 +95,17 @@ def test_rerun_reuses_finished_stages_resumes_and_force_redoes(demo_run):
     assert forced.returncode == 0, forced.stderr[-3000:]
     assert _summary_status(forced.stdout) == {stage: "ran" for stage in STAGES}
     assert all(m["finished"] > markers[s]["finished"] for s, m in _markers(out).items())
+
+    # A parity stage finished by the release before the task-metric parity: its report has another
+    # form, so it is redone (with everything after it) instead of being handed to the report.
+    marker = out / "stages" / "parity.json"
+    old = json.loads(marker.read_text())
+    old["depends"].pop("format")
+    marker.write_text(json.dumps(old))
+    upgraded = _kasf(*TINY, "--out", out)
+    assert upgraded.returncode == 0, upgraded.stderr[-3000:]
+    assert _summary_status(upgraded.stdout) == {
+        stage: "reused" if order.index(stage) < order.index("parity") else "ran" for stage in STAGES}
 
 
 def test_demo_usage_errors_exit_1_with_a_message(tmp_path):
