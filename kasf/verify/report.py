@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..files import atomic_write
-from ..skeleton import JOINT_NAMES
+from ..skeleton import JOINT_NAMES, ROOT
 from ..table import render_table
 from .parity import format_interval
 
@@ -49,40 +49,43 @@ def format_per_joint(report: dict) -> str:
 
 
 def plot_per_joint(reports: dict[str, dict], path: str | Path) -> Path:
-    """Per joint, for each engine: its mean deviation beside the floor's (log scale), and its
-    MPJPE difference against the reference with the budget marked."""
+    """Per joint, for each engine: its mean deviation with the floor of its precision outlined
+    (log scale), and its MPJPE difference against the reference with the budget marked. The root
+    is left out: poses are root-relative, so it never deviates."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
+    joints = [name for index, name in enumerate(JOINT_NAMES) if index != ROOT]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5.5), sharey=True)
-    rows = np.arange(len(JOINT_NAMES))
+    rows = np.arange(len(joints))
     height = 0.8 / max(1, len(reports))
     for i, (name, report) in enumerate(reports.items()):
         offset = rows - 0.4 + (i + 0.5) * height
-        deviation = [report["deviation"]["per_joint_mm"][j] for j in JOINT_NAMES]
-        floor = [report["floor"]["envelope"]["per_joint_mm"][j] for j in JOINT_NAMES]
-        difference = [report["task_metric"]["per_joint_mpjpe_difference_mm"][j] for j in JOINT_NAMES]
-        bars = left.barh(offset, deviation, height, label=f"{name} ({verdict(report)})")
+        deviation = [report["deviation"]["per_joint_mm"][j] for j in joints]
+        floor = [report["floor"]["envelope"]["per_joint_mm"][j] for j in joints]
+        difference = [report["task_metric"]["per_joint_mpjpe_difference_mm"][j] for j in joints]
+        bars = left.barh(offset, deviation, height, alpha=0.75, label=f"{name} ({verdict(report)})")
         colour = bars.patches[0].get_facecolor()
-        left.scatter(floor, offset, marker="|", s=150, linewidths=2, color=colour, zorder=3,
-                     label=f"{name}: floor at {report['precision']} rounding")
+        left.barh(offset, floor, height, fill=False, edgecolor=colour[:3], linewidth=1.5, linestyle="--",
+                  label=f"{name}: the reference's floor at {report['precision']} rounding")
         right.barh(offset, difference, height, color=colour)
-        right.axvline(report["budget_mm"], color="grey", linestyle=":", linewidth=1)
-        right.axvline(-report["budget_mm"], color="grey", linestyle=":", linewidth=1)
+        right.axvline(report["budget_mm"], color=colour[:3], linestyle=":", linewidth=1)
+        right.axvline(-report["budget_mm"], color=colour[:3], linestyle=":", linewidth=1)
     left.set_xscale("log")
-    left.set_yticks(rows, JOINT_NAMES)
+    left.set_yticks(rows, joints)
     left.invert_yaxis()
-    left.set_xlabel("mean deviation from PyTorch FP32 (mm, log); ticks: the reference's own floor")
-    left.legend(fontsize=7, loc="lower right")
+    left.set_xlabel("mean deviation from PyTorch FP32 (mm, log); dashed outline: the floor")
     right.axvline(0, color="black", linewidth=0.8)
     right.set_xlabel("MPJPE difference, engine minus reference (mm); dotted: budget")
     for axes in (left, right):
         axes.grid(True, axis="x", alpha=0.3)
+    handles, labels = left.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
     figure.suptitle("parity per joint on the motion-capture test clips")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.04 + 0.03 * len(reports), 1, 1))
 
     def save(tmp: str) -> None:
         figure.savefig(tmp, format="png", dpi=110)
