@@ -353,7 +353,10 @@ def test_tensorrt_build_writes_plan_sidecar_and_precision_report(tensorrt_gpu, e
 def test_tensorrt_engine_runs_within_budget(tensorrt_gpu, engines, authors_checkpoint, clip):
     from kasf.verify import ParityCheck, parity_clips
 
-    check = ParityCheck(build_from_checkpoint(authors_checkpoint), parity_clips(32), batch_size=16)
+    # Random weights: rounding the reference itself at FP16 moves its MPJPE by about 0.1-0.2 mm, so
+    # FP16 is judged on a budget that leaves room for that (as the ONNX Runtime FP16 test does).
+    check = ParityCheck(build_from_checkpoint(authors_checkpoint), parity_clips(32), batch_size=16,
+                        budgets={"fp16": 0.5})
     for precision, built in engines.items():
         with load_engine(built.path) as engine:
             report = check.check(engine)

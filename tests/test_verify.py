@@ -182,3 +182,9 @@ def test_floor_script_prints_the_spread_over_seeds():
     assert "the floor at fp32 rounding on 8 clips" in done.stdout
     assert "rounding, seed 1" in done.stdout and "batch split" in done.stdout
     assert "judged statistics vary by up to" in done.stdout
+
+
+def test_few_sequences_are_said_to_understate_the_interval(authors_checkpoint):
+    few = ParityCheck(build_from_checkpoint(authors_checkpoint), parity_clips(4))
+    report = few.judge(few.reference.poses_mm, "fp32")
+    assert report["fewest_sequences_per_action"] < 5 and "understate the uncertainty" in report["explanation"]

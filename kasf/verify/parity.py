@@ -36,6 +36,7 @@ BUDGETS_MM = {"fp32": 0.05, "fp16": 0.1, "bf16": 0.2, "int8": 0.4}
 FLOOR_MARGIN = 2.0       # the floor's own runs differ by about this much (batch split against rounding)
 FLOOR_SLACK_MM = 0.001   # one micrometre: below any physical meaning, whatever the ratio
 JUDGED = ("mean_mm", "p50_mm", "p90_mm", "p99_mm")
+FEW_SEQUENCES = 5        # fewer per motion, and a bootstrap interval understates the uncertainty
 METRICS = ("mpjpe", "p_mpjpe")
 
 
@@ -171,9 +172,11 @@ class ParityCheck:
         clauses = {"task_metric": _task_clause(task, budget), "floor": _floor_clause(deviation, floor["envelope"])}
         failed = [name for name, clause in clauses.items() if not clause["passed"]]
         off = np.asarray(deviation["per_clip_max_mm"]) > OFF_MM
+        per_action = [len(np.unique(self.clips.source[self.clips.action == a])) for a in np.unique(self.clips.action)]
         report = {
             "backend": backend, "precision": precision, "clips": len(self.clips),
             "sequences": int(len(np.unique(self.clips.source))), "actions": sorted(set(self.clips.action.tolist())),
+            "fewest_sequences_per_action": int(min(per_action)),
             "batch_size": self.batch_size, "deviation": deviation, "task_metric": task,
             "floor": {k: v for k, v in floor.items() if not k.startswith("_")},
             "budget_mm": budget, "clauses": clauses, "passed": not failed,
@@ -228,6 +231,9 @@ def explain(report: dict) -> str:
                  "so the engine costs more than its precision explains")
         parts.append(f"The reference itself, rounded at {report['precision']}, moves its MPJPE by "
                      f"{own['difference_mm']:+.4f} mm {format_interval(own['interval_mm'])}: {cause}.")
+    if report["fewest_sequences_per_action"] < FEW_SEQUENCES:
+        parts.append(f"Only {report['fewest_sequences_per_action']} sequence(s) of some motion: the intervals "
+                     "understate the uncertainty (check more clips).")
     if deviation["clips_off"]:
         parts.append(
             f"{deviation['clips_off']} of {report['clips']} clips have a joint over {OFF_MM} mm off (largest "
