@@ -53,6 +53,7 @@ def plot_per_joint(reports: dict[str, dict], path: str | Path) -> Path:
     (log scale), and its MPJPE difference against the reference with the budget marked. The root
     is left out: poses are root-relative, so it never deviates."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -75,6 +76,7 @@ def plot_per_joint(reports: dict[str, dict], path: str | Path) -> Path:
         right.axvline(report["budget_mm"], color=colour[:3], linestyle=":", linewidth=1)
         right.axvline(-report["budget_mm"], color=colour[:3], linestyle=":", linewidth=1)
     left.set_xscale("log")
+    left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())   # decades only: minor labels collide
     left.set_yticks(rows, joints)
     left.invert_yaxis()
     left.set_xlabel("mean deviation from PyTorch FP32 (mm, log); dashed outline: the floor")
