@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import kasf
-from kasf.checkpoint import Checkpoint
+from kasf.model.checkpoint import Checkpoint
 from kasf.engines.onnxruntime import OnnxRuntimeEngine
 from kasf.export.onnx import export_onnx
 from kasf.table import render_table

@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 
 import kasf
-from kasf.baselines import FrameMLP, MeanPose
+from kasf.train.baselines import FrameMLP, MeanPose
 from kasf.data.mocap import DEFAULT_CAMERAS
 from kasf.data.splits import load_splits
-from kasf.evaluate import evaluate_clips
-from kasf.model import count_parameters
+from kasf.train.evaluate import evaluate_clips
+from kasf.model.kasportsformer import count_parameters
 from kasf.table import render_table
-from kasf.train import TrainConfig, fit
+from kasf.train.fit import TrainConfig, fit
 
 
 def main() -> None:

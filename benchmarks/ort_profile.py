@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from kasf.bench import benchmark_keypoints
+from kasf.bench.run import benchmark_keypoints
 from kasf.export.onnx import INPUT_NAME, read_metadata
 from kasf.table import render_table
 

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from kasf.checkpoint import build_from_checkpoint, read_checkpoint
+from kasf.model.checkpoint import build_from_checkpoint, read_checkpoint
 from kasf.table import render_table
 from kasf.verify import ParityCheck, parity_clips
 from kasf.verify.parity import FLOOR_MARGIN, JUDGED

@@ -1,4 +1,4 @@
-"""Real-time capacity of the streaming runtime (kasf.stream) with one engine on this machine.
+"""Real-time capacity of the streaming runtime (kasf.stream.runtime) with one engine on this machine.
 
     python benchmarks/realtime.py --engine model.onnx --people 1 4 8 --fps 30 --mode causal --seconds 5
 
@@ -10,7 +10,7 @@ frames dropped. The same as `kasf realtime`; see `--help`.
 
 import sys
 
-from kasf.cli import main
+from kasf.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["realtime", *sys.argv[1:]]))

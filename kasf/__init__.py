@@ -2,10 +2,9 @@
 
 __version__ = "0.1.0"
 
-from .checkpoint import Checkpoint, convert_authors_checkpoint, load_model, read_checkpoint, save_checkpoint
-from .config import PRESETS, ModelConfig, load_config
 from .errors import CheckpointError, ConfigError, InputError, KasfError
-from .model import KASportsFormer, build_model, predict_with_flip
+from .model import (PRESETS, Checkpoint, KASportsFormer, ModelConfig, build_model, convert_authors_checkpoint,
+                    load_config, load_model, predict_with_flip, read_checkpoint, save_checkpoint)
 
 __all__ = [
     "__version__", "Checkpoint", "CheckpointError", "ConfigError", "InputError", "KASportsFormer", "KasfError",

@@ -78,7 +78,7 @@ def _isolated_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def authors_checkpoint():
     """The authors'-format fixture checkpoint, read with its YAML."""
-    from kasf.checkpoint import read_checkpoint
+    from kasf.model.checkpoint import read_checkpoint
 
     return read_checkpoint(AUTHORS_CHECKPOINT, AUTHORS_YAML)
 

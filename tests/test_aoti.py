@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from kasf.checkpoint import build_from_checkpoint
+from kasf.model.checkpoint import build_from_checkpoint
 from kasf.engines import load_engine, recorded_model
 from kasf.errors import InputError, KasfError
 from kasf.export.aoti import export_aoti
 from kasf.export.onnx import ExportError
-from kasf.stream import StreamRuntime
+from kasf.stream.runtime import StreamRuntime
 
 from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML
 

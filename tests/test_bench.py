@@ -11,15 +11,15 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from kasf.bench import (BenchSettings, EngineSpec, distinct_labels, format_table, latency_stats, parse_engine_spec,
+from kasf.bench.run import (BenchSettings, EngineSpec, distinct_labels, format_table, latency_stats, parse_engine_spec,
                         run_benchmark, run_interleaved, speedups, stability_warning, write_report)
-from kasf.checkpoint import build_from_checkpoint, read_checkpoint, save_checkpoint
-from kasf.config import PRESETS
+from kasf.model.checkpoint import build_from_checkpoint, read_checkpoint, save_checkpoint
+from kasf.model.config import PRESETS
 from kasf.errors import KasfError
 from kasf.export.fuse import fuse
 from kasf.export.onnx import export_onnx
-from kasf.flops import graph_flops
-from kasf.model import build_model
+from kasf.verify.flops import graph_flops
+from kasf.model.kasportsformer import build_model
 
 from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML
 
@@ -166,7 +166,7 @@ def test_one_run_times_two_models_each_against_its_own(tmp_path):
 
 
 def test_cli_bench_runs_as_a_subprocess(tiny_onnx, tmp_path):
-    command = [sys.executable, "-m", "kasf.cli", "bench", "--engine", str(tiny_onnx),
+    command = [sys.executable, "-m", "kasf.cli.main", "bench", "--engine", str(tiny_onnx),
                f"{tiny_onnx}:provider=nowhere", "--batch", "1", "--warmup", "20", "--duration", "0.2",
                "--iterations", "3", "--settle", "1", "--threads", "1", "--parity-clips", "0", "--out", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)

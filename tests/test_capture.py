@@ -1,4 +1,4 @@
-"""Capture files (kasf.capture) and `kasf replay`: the files kasf_replay reads and writes too."""
+"""Capture files (kasf.stream.capture) and `kasf replay`: the files kasf_replay reads and writes too."""
 
 import subprocess
 import sys
@@ -6,10 +6,10 @@ import sys
 import numpy as np
 import pytest
 
-from kasf.capture import KEYPOINT_COLUMNS, read_keypoints, read_poses, replay, write_keypoints, write_poses
+from kasf.stream.capture import KEYPOINT_COLUMNS, read_keypoints, read_poses, replay, write_keypoints, write_poses
 from kasf.engines import load_engine
 from kasf.errors import InputError
-from kasf.stream import StreamRuntime
+from kasf.stream.runtime import StreamRuntime
 
 
 def people_frames(count: int = 12) -> list[dict[int, np.ndarray]]:

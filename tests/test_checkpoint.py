@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import kasf
-from kasf.checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
+from kasf.model.checkpoint import FORMAT_VERSION, read_checkpoint, save_checkpoint
 from kasf.errors import CheckpointError, ConfigError
-from kasf.normalization import ScreenNormalization
+from kasf.model.normalization import ScreenNormalization
 
 from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML
 
@@ -141,7 +141,7 @@ def test_newer_format_version_is_refused(tmp_path):
 
 
 def _kasf(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "kasf.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "kasf.cli.main", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
 def test_cli_convert_then_info(tmp_path):

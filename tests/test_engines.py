@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from kasf.checkpoint import build_from_checkpoint, save_checkpoint
-from kasf.cli import main
+from kasf.model.checkpoint import build_from_checkpoint, save_checkpoint
+from kasf.cli.main import main
 from kasf.engines import BACKENDS, backend_for, load_engine, recorded_model
 from kasf.engines.onnxruntime import OnnxRuntimeEngine
 from kasf.engines.tensorrt import (STRONGLY_TYPED, WEAK_FP16_FLAG, EngineCompatibilityError, build_engine,
@@ -15,7 +15,7 @@ from kasf.engines.tensorrt import (STRONGLY_TYPED, WEAK_FP16_FLAG, EngineCompati
                                    sidecar_path)
 from kasf.engines.torch import TorchEngine
 from kasf.errors import InputError, KasfError
-from kasf.model import KASportsFormer
+from kasf.model.kasportsformer import KASportsFormer
 from kasf.verify import check_reference, reproduction_commands
 
 from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML
@@ -33,7 +33,7 @@ def onnx_files(tiny_exports):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kasf.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "kasf.cli.main", *map(str, args)], capture_output=True, text=True,
                           timeout=300)
 
 

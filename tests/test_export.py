@@ -4,15 +4,15 @@ import pytest
 import torch
 
 import kasf
-from kasf.anatomy import LimbFus
+from kasf.model.anatomy import LimbFus
 from kasf.engines.onnxruntime import OnnxRuntimeEngine
 from kasf.errors import KasfError
 from kasf.export.fuse import (FP32_MODULES, BranchFusion, FusedAttention, FusedMlp, LimbContext, PackedLimbFus,
                               PositionalEmbedding, SimilarityGraphConv, SkeletonGraphConv, frame_order, fuse,
                               temporal_order)
 from kasf.export.onnx import ExportError, export_onnx, op_histogram, read_metadata
-from kasf.layers import Attention, GraphConv, MixerBlock, split_heads
-from kasf.model import KABlock, merge_branches
+from kasf.model.layers import Attention, GraphConv, MixerBlock, split_heads
+from kasf.model.kasportsformer import KABlock, merge_branches
 
 
 def _randomise(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -49,7 +49,7 @@ def test_packed_limb_fus_graph_does_not_grow_with_the_number_of_limbs(tmp_path):
         torch.onnx.export(PackedLimbFus(LimbFus(limbs)).eval(), (torch.rand(2, 27, 17, 3),), str(path), dynamo=True)
         return op_histogram(onnx.load(str(path)))
 
-    assert histogram(kasf.skeleton.LIMBS) == histogram(kasf.skeleton.LIMBS[:4])
+    assert histogram(kasf.model.skeleton.LIMBS) == histogram(kasf.model.skeleton.LIMBS[:4])
 
 
 def _flat(tokens: torch.Tensor) -> torch.Tensor:

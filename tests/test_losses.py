@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from kasf.augment import random_flip
-from kasf.losses import LiftingLoss, LossWeights, mpjpe, n_mpjpe, velocity_error
-from kasf.skeleton import flip
+from kasf.train.augment import random_flip
+from kasf.train.losses import LiftingLoss, LossWeights, mpjpe, n_mpjpe, velocity_error
+from kasf.model.skeleton import flip
 
 
 def test_mpjpe_closed_form():

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from kasf import metrics
+from kasf.train import metrics
 from kasf.errors import InputError
-from kasf.normalization import normalize_screen, to_millimetres
+from kasf.model.normalization import normalize_screen, to_millimetres
 
 
 @pytest.fixture

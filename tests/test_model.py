@@ -5,11 +5,11 @@ import pytest
 import torch
 
 import kasf
-from kasf.checkpoint import authors_key, unused_authors_parameters
-from kasf.config import PRESETS, ModelConfig
+from kasf.model.checkpoint import authors_key, unused_authors_parameters
+from kasf.model.config import PRESETS, ModelConfig
 from kasf.errors import ConfigError, InputError
-from kasf.model import predict_with_flip
-from kasf.skeleton import flip
+from kasf.model.kasportsformer import predict_with_flip
+from kasf.model.skeleton import flip
 
 from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML, PAPER_KEYS
 
@@ -80,7 +80,7 @@ def test_limb_input_option_selects_the_papers_bone_gathering(clip):
     with torch.no_grad():
         assert not torch.allclose(joints_model(clip), bones_model(clip))
         limbs_from_bones = bones_model.embed(clip)[2]
-        expected = bones_model.limb_embed(bones_model.limb_fus(kasf.anatomy.bone_features(clip))) + bones_model.limb_pos
+        expected = bones_model.limb_embed(bones_model.limb_fus(kasf.model.anatomy.bone_features(clip))) + bones_model.limb_pos
     assert torch.allclose(limbs_from_bones, expected)
 
 

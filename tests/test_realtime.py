@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kasf.engines import load_engine
-from kasf.realtime import back_and_forth, most_people, recorded_people, replay
+from kasf.stream.realtime import back_and_forth, most_people, recorded_people, replay
 
 
 def test_back_and_forth_turns_at_both_ends():

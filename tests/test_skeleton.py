@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from kasf import skeleton
+from kasf.model import skeleton
 
 
 def test_tables_are_consistent():

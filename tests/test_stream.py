@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from kasf.engines import load_engine
 from kasf.engines.torch import TorchEngine
 from kasf.errors import InputError, KasfError
-from kasf.normalization import normalize_screen
-from kasf.stream import StreamRuntime
+from kasf.model.normalization import normalize_screen
+from kasf.stream.runtime import StreamRuntime
 
 from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML
 

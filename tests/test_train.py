@@ -9,16 +9,16 @@ import pytest
 import torch
 
 import kasf
-from kasf.checkpoint import read_checkpoint_payload
+from kasf.model.checkpoint import read_checkpoint_payload
 from kasf.data.splits import load_splits
 from kasf.errors import ConfigError
-from kasf.train import TrainConfig, WarmupPlateau, fit
+from kasf.train.fit import TrainConfig, WarmupPlateau, fit
 
 TRAIN = ["train", "--preset", "tiny", "--batch-size", "4", "--validation-fraction", "0.3", "--no-progress"]
 
 
 def _kasf(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "kasf.cli", *map(str, args)], capture_output=True, text=True, **kwargs)
+    return subprocess.run([sys.executable, "-m", "kasf.cli.main", *map(str, args)], capture_output=True, text=True, **kwargs)
 
 
 def _weights(run_dir):
@@ -79,7 +79,7 @@ def test_kill_then_resume_ends_with_the_same_weights(source_pickle, tmp_path):
     assert _kasf(*common, "--out", straight, env=REPRODUCIBLE).returncode == 0
 
     broken = tmp_path / "broken"
-    process = subprocess.Popen([sys.executable, "-m", "kasf.cli", *map(str, common), "--out", str(broken)],
+    process = subprocess.Popen([sys.executable, "-m", "kasf.cli.main", *map(str, common), "--out", str(broken)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=REPRODUCIBLE)
     deadline = time.monotonic() + 120
     while not (broken / "last.pt").exists() and time.monotonic() < deadline:
@@ -104,7 +104,7 @@ def test_resume_with_different_settings_is_refused(source_pickle, tmp_path):
     result = _kasf(*common, "--resume", "--lr", "0.01")
     assert result.returncode == 1 and "lr: 0.0005 -> 0.01" in result.stderr
     with pytest.raises(ConfigError):
-        from kasf.train import _check_resumable
+        from kasf.train.fit import _check_resumable
         _check_resumable(TrainConfig().to_dict(), TrainConfig(seed=5), tmp_path)
 
 
@@ -116,7 +116,7 @@ def test_resume_without_a_run_says_so(tmp_path):
 def test_torchrun_two_processes_data_parallel(source_pickle, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "kasf.cli",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "kasf.cli.main",
          *map(str, TRAIN), "--data", source_pickle, "--epochs", "2", "--steps-per-epoch", "2",
          "--out", tmp_path / "ddp"], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

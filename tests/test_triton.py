@@ -7,10 +7,10 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as pb
 
-from kasf.checkpoint import file_sha256
+from kasf.model.checkpoint import file_sha256
 from kasf.engines.tensorrt import SIDECAR_FORMAT, SIDECAR_VERSION, sidecar_path
 from kasf.errors import KasfError
-from kasf.triton import ModelSignature, TritonError, build_config, export_triton
+from kasf.serve.triton import ModelSignature, TritonError, build_config, export_triton
 
 
 def _read_config(directory):
@@ -132,7 +132,7 @@ def test_existing_model_is_replaced_only_with_overwrite(tiny_onnx, tmp_path):
 
 def test_cli(tiny_onnx, tmp_path):
     repo = tmp_path / "repo"
-    command = [sys.executable, "-m", "kasf.cli", "export-triton", str(tiny_onnx), "--repository", str(repo),
+    command = [sys.executable, "-m", "kasf.cli.main", "export-triton", str(tiny_onnx), "--repository", str(repo),
                "--max-batch", "16", "--preferred-batch", "4", "8", "--instances", "2"]
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -7,10 +7,10 @@ import onnx
 import pytest
 import torch
 
-from kasf.checkpoint import build_from_checkpoint
+from kasf.model.checkpoint import build_from_checkpoint
 from kasf.engines import load_engine
 from kasf.errors import InputError, KasfError
-from kasf.layers import similarity_adjacency
+from kasf.model.layers import similarity_adjacency
 from kasf.verify import BUDGETS_MM, ParityCheck, budget_for, parity_clips
 from kasf.verify.floor import NeighbourRecorder, neighbour_flips, rounding_noise, unit_roundoff
 from kasf.verify.statistics import deviation_stats, paired_bootstrap

@@ -3,7 +3,7 @@
 A capture of five people from the embedded motion capture (pixels, 1920 x 1080): people enter and
 leave, one is closed by close_after and replaced by a new id, one is seen for fewer frames than
 centred mode's delay, joints go missing (confidence 0, NaN coordinates), one frame loses a person
-entirely. `kasf.capture.replay` (Python) and kasf_replay (C++) lift it; every pose must come back
+entirely. `kasf.stream.capture.replay` (Python) and kasf_replay (C++) lift it; every pose must come back
 from both, in the same order, within --budget-mm millimetres (the test split's median 2.5D factor
 turns normalised units into mm).
 
@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kasf.capture import read_poses, replay, write_keypoints, write_poses
+from kasf.stream.capture import read_poses, replay, write_keypoints, write_poses
 from kasf.data.mocap import load_mocap_source
 from kasf.data.source import parse_split
 from kasf.engines import load_engine
-from kasf.normalization import to_millimetres
-from kasf.realtime import recorded_people
-from kasf.stream import StreamRuntime
+from kasf.model.normalization import to_millimetres
+from kasf.stream.realtime import recorded_people
+from kasf.stream.runtime import StreamRuntime
 
 FRAMES = 64
 CLOSE_AFTER = 4

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..normalization import normalize_screen, to_millimetres
-from ..skeleton import ROOT
+from ..model.normalization import normalize_screen, to_millimetres
+from ..model.skeleton import ROOT
 from .source import Frames
 
 TRAIN_STRIDE = 9

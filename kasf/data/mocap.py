@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..skeleton import NUM_JOINTS, ROOT
+from ..model.skeleton import NUM_JOINTS, ROOT
 
 MOTIONS = (
     "backflip", "cartwheel", "crawl", "dance_a", "dance_b", "getup_facedown", "getup_faceup", "jump",

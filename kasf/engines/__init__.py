@@ -78,7 +78,7 @@ def recorded_model(path: str | Path, backend: str | None = None, config=None) ->
     if not path.is_file():
         raise KasfError(f"model file {path} does not exist")
     if chosen.name == "torch":
-        from ..checkpoint import read_checkpoint
+        from ..model.checkpoint import read_checkpoint
 
         checkpoint = read_checkpoint(path, config)
         return checkpoint.config.to_dict(), checkpoint.source

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..model import check_keypoints
+from ..model.kasportsformer import check_keypoints
 
 
 class Engine(ABC):

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..checkpoint import file_sha256
+from ..model.checkpoint import file_sha256
 from ..errors import InputError, KasfError
 from ..export.onnx import read_metadata
 from ..files import atomic_write

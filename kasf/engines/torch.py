@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_model
-from ..config import ModelConfig
+from ..model.checkpoint import load_model
+from ..model.config import ModelConfig
 from ..errors import KasfError
-from ..model import KASportsFormer
+from ..model.kasportsformer import KASportsFormer
 from .base import Engine, cuda_event_seconds
 
 PRECISIONS = ("fp32", "fp16")

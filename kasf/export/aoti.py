@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import Checkpoint, build_from_checkpoint
+from ..model.checkpoint import Checkpoint, build_from_checkpoint
 from ..files import atomic_write
 from .fuse import fuse
 from .onnx import ExportError, _check_output, _example, metadata

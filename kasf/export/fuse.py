@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..anatomy import LimbFus, bone_features
-from ..layers import Attention, GraphConv, LayerScale, MixerBlock, merge_heads, split_heads
-from ..model import Head, KABlock, KASportsFormer
-from ..skeleton import NUM_JOINTS
+from ..model.anatomy import LimbFus, bone_features
+from ..model.layers import Attention, GraphConv, LayerScale, MixerBlock, merge_heads, split_heads
+from ..model.kasportsformer import Head, KABlock, KASportsFormer
+from ..model.skeleton import NUM_JOINTS
 
 # Where an FP16 graph computes in FP32: statistics that overflow or lose precision in half, and
 # the temporal graph's neighbour choice, a discrete decision that FP16 rounding could flip.

@@ -21,11 +21,11 @@ import torch
 from google.protobuf.message import DecodeError
 
 from .. import __version__
-from ..checkpoint import Checkpoint, build_from_checkpoint
+from ..model.checkpoint import Checkpoint, build_from_checkpoint
 from ..errors import KasfError
 from ..files import atomic_write
-from ..model import IN_CHANNELS, KASportsFormer
-from ..skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
+from ..model.kasportsformer import IN_CHANNELS, KASportsFormer
+from ..model.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 from .fuse import FP32_ISLANDS, fuse
 
 INPUT_NAME, OUTPUT_NAME = "keypoints_2d", "poses_3d"

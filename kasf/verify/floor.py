@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import KasfError
 from ..export.fuse import FP32_MODULES
-from ..layers import GraphConv, similarity_adjacency
+from ..model.layers import GraphConv, similarity_adjacency
 
 # Unit roundoff (half the spacing of numbers near 1) of each compute precision; INT8: half of one
 # step of a symmetric 8-bit scale, relative to the tensor's range.

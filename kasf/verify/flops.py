@@ -19,7 +19,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from .errors import KasfError
+from ..errors import KasfError
 
 COUNTED_OPS = ("MatMul", "Gemm", "Attention")
 COUNTED = ("matrix products only, from the ONNX graph: MatMul, Gemm and the Attention op's Q K^T and P V, "
@@ -120,10 +120,10 @@ class FlopsByConfig:
     def for_config(self, config: dict) -> float:
         key = self._key(config)
         if key not in self._counted:
-            from .checkpoint import Checkpoint
-            from .config import ModelConfig
-            from .export.onnx import export_onnx
-            from .model import build_model
+            from ..model.checkpoint import Checkpoint
+            from ..model.config import ModelConfig
+            from ..export.onnx import export_onnx
+            from ..model.kasportsformer import build_model
 
             model = build_model(ModelConfig.from_dict(config)).eval()
             with tempfile.TemporaryDirectory() as folder:

@@ -18,11 +18,11 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from . import __version__
+from .. import __version__
 from .config import ModelConfig, resolve_config
-from .errors import CheckpointError, ConfigError
-from .files import atomic_write
-from .model import KASportsFormer
+from ..errors import CheckpointError, ConfigError
+from ..files import atomic_write
+from .kasportsformer import KASportsFormer
 from .normalization import ScreenNormalization
 from .skeleton import JOINT_NAMES, PARENTS
 

@@ -29,9 +29,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .engines.base import cuda_event_seconds
-from .errors import KasfError
-from .table import render_table
+from ..engines.base import cuda_event_seconds
+from ..errors import KasfError
+from ..table import render_table
 
 WARMUP_S, MIN_ITERATIONS, MIN_DURATION_S = 0.2, 10, 3.0     # trtexec's defaults
 SETTLE_S = 0.1                                               # idle between two engines' turns
@@ -105,8 +105,8 @@ def checkpoint_specs(checkpoint: str | Path, config: str | Path | None, out_dir:
     Runtime's CUDA provider where installed. Exports that fail are returned as status rows."""
     import onnxruntime
 
-    from .checkpoint import read_checkpoint
-    from .export.onnx import export_onnx
+    from ..model.checkpoint import read_checkpoint
+    from ..export.onnx import export_onnx
 
     out_dir = Path(out_dir)
     specs, failed = [EngineSpec(Path(checkpoint))], []
@@ -333,7 +333,7 @@ class _Parity:
     the notes then name as another model); each reference's floor is measured once."""
 
     def __init__(self, references: Sequence[Path], settings: BenchSettings, notes: list[str]):
-        from .checkpoint import read_checkpoint
+        from ..model.checkpoint import read_checkpoint
 
         self.checkpoints = []
         for reference in references:
@@ -345,8 +345,8 @@ class _Parity:
         self.reports: dict[str, dict] = {}
 
     def _check(self, config: dict):
-        from .checkpoint import build_from_checkpoint
-        from .verify import ParityCheck, parity_clips
+        from ..model.checkpoint import build_from_checkpoint
+        from ..verify import ParityCheck, parity_clips
 
         index = next((i for i, c in enumerate(self.checkpoints) if c.config.to_dict() == config), 0)
         checkpoint = self.checkpoints[index]
@@ -357,8 +357,8 @@ class _Parity:
 
     def __call__(self, label: str, engine, config: dict, source: dict) -> dict | None:
         """The engine's verdict in brief (the full report goes to self.reports)."""
-        from .verify import check_reference
-        from .verify.report import verdict
+        from ..verify import check_reference
+        from ..verify.report import verdict
 
         if not self.checkpoints:
             return None
@@ -383,7 +383,7 @@ def _references_for(specs: Sequence[EngineSpec], settings: BenchSettings) -> lis
     """--reference, or else every PyTorch checkpoint among the engines."""
     if settings.reference:
         return [Path(settings.reference)]
-    from .engines import backend_for
+    from ..engines import backend_for
 
     found = []
     for spec in specs:
@@ -396,7 +396,7 @@ def _references_for(specs: Sequence[EngineSpec], settings: BenchSettings) -> lis
 
 
 def _load(spec: EngineSpec, settings: BenchSettings, flops, parity: _Parity | None, notes: list[str]) -> _Loaded:
-    from .engines import backend_for, load_engine, recorded_model
+    from ..engines import backend_for, load_engine, recorded_model
 
     backend = backend_for(spec.path, spec.backend).name
     engine = load_engine(spec.path, backend, **_engine_options(spec, backend, settings))
@@ -475,7 +475,7 @@ def run_benchmark(specs: Sequence[EngineSpec], settings: BenchSettings, failed: 
 
 def _run(specs: Sequence[EngineSpec], settings: BenchSettings, failed: Sequence[dict],
          log: Callable[[str], None]) -> dict:
-    from .flops import COUNTED, FlopsByConfig
+    from ..verify.flops import COUNTED, FlopsByConfig
 
     notes: list[str] = []
     rows = list(failed)
@@ -646,14 +646,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for torch and ONNX Runtime (default: their choice)")
     parser.add_argument("--parity-clips", type=int, default=PARITY_CLIPS,
                         help=f"motion-capture test clips for the parity column (default {PARITY_CLIPS}; 0: none)")
-    from .cli import add_budget_argument
+    from ..cli.main import add_budget_argument
 
     add_budget_argument(parser)
     parser.add_argument("--out", default="runs/bench", help="where the exports, bench.json/.csv/.png go")
 
 
 def bench_from_arguments(args: argparse.Namespace) -> int:
-    from .cli import parse_budgets
+    from ..cli.main import parse_budgets
 
     if min(args.batch) < 1 or args.iterations < 1 or min(args.duration, args.warmup, args.settle) < 0:
         raise KasfError("batch sizes and --iterations must be at least 1; --duration, --warmup and --settle not "

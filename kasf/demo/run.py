@@ -36,9 +36,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .errors import KasfError
-from .files import atomic_write
-from .table import format_cell, render_table
+from ..errors import KasfError
+from ..files import atomic_write
+from ..table import format_cell, render_table
 
 MARKERS = "stages"
 CHECKPOINT = Path("train") / "best.pt"
@@ -103,7 +103,7 @@ class Demo:
         return self.out / name
 
     def clips(self):
-        from .data.splits import load_splits
+        from ..data.splits import load_splits
 
         return load_splits("mocap").test
 
@@ -129,10 +129,10 @@ def _save_figure(figure, path: Path) -> None:
 
 def stage_train(demo: Demo) -> dict:
     """Train the preset from scratch for the time budget; best validation weights in train/best.pt."""
-    from .config import resolve_config
-    from .data.splits import load_splits
-    from .model import build_model
-    from .train import TrainConfig, fit
+    from ..model.config import resolve_config
+    from ..data.splits import load_splits
+    from ..model.kasportsformer import build_model
+    from ..train.fit import TrainConfig, fit
 
     settings, run = demo.settings, demo.path("train")
     if run.exists():
@@ -155,9 +155,9 @@ def stage_train(demo: Demo) -> dict:
 
 def stage_evaluate(demo: Demo) -> dict:
     """The paper's metrics on the test motions; predictions (mm) kept for the renders."""
-    from .checkpoint import load_model
-    from .evaluate import predict
-    from .metrics import evaluate
+    from ..model.checkpoint import load_model
+    from ..train.evaluate import predict
+    from ..train.metrics import evaluate
 
     model = load_model(demo.path(CHECKPOINT), device=demo.settings.device)
     clips = demo.clips().select(slice(None, None, demo.settings.test_every))
@@ -179,8 +179,8 @@ def stage_evaluate(demo: Demo) -> dict:
 
 def stage_export(demo: Demo) -> dict:
     """Fused ONNX graphs in FP32 and strongly typed FP16 (export_onnx writes atomically)."""
-    from .checkpoint import read_checkpoint
-    from .export.onnx import export_onnx
+    from ..model.checkpoint import read_checkpoint
+    from ..export.onnx import export_onnx
 
     checkpoint = read_checkpoint(demo.path(CHECKPOINT))
     sizes = {}
@@ -206,7 +206,7 @@ def _tensorrt_rows(demo: Demo) -> list[dict]:
                             status=f"skipped: `import tensorrt` failed ({err})")]
     if not torch.cuda.is_available():
         return [_engine_row("tensorrt", None, "tensorrt", "-", "cuda", status="skipped: no CUDA device")]
-    from .engines.tensorrt import build_engine
+    from ..engines.tensorrt import build_engine
 
     rows = []
     for precision, onnx_name in EXPORTS.items():
@@ -238,7 +238,7 @@ def _candidates(demo: Demo) -> list[dict]:
 
 def stage_engines(demo: Demo) -> dict:
     """Every engine this machine can run, each loaded and run once; the rest as rows saying why not."""
-    from .engines import load_engine
+    from ..engines import load_engine
 
     rows = _candidates(demo)
     for row in rows:
@@ -262,9 +262,9 @@ def _runnable(demo: Demo) -> list[dict]:
 
 def stage_parity(demo: Demo) -> dict:
     """Each engine against PyTorch FP32 on the same test clips: task metric and noise floor."""
-    from .checkpoint import load_model
-    from .engines import load_engine
-    from .verify import ParityCheck, parity_clips, plot_per_joint
+    from ..model.checkpoint import load_model
+    from ..engines import load_engine
+    from ..verify import ParityCheck, parity_clips, plot_per_joint
 
     check = ParityCheck(load_model(demo.path(CHECKPOINT)), parity_clips(demo.settings.parity_clips))
     reports = []
@@ -283,7 +283,7 @@ def stage_parity(demo: Demo) -> dict:
 
 def stage_bench(demo: Demo) -> dict:
     """kasf.bench over the runnable engines, interleaved, at the demo's batch sizes."""
-    from .bench import BenchSettings, EngineSpec, run_benchmark, write_report
+    from ..bench.run import BenchSettings, EngineSpec, run_benchmark, write_report
 
     settings = demo.settings
     specs = [EngineSpec(demo.path(r["path"]), None, r["options"]) for r in _runnable(demo)]   # backend by suffix
@@ -310,8 +310,8 @@ _REALTIME_PREFERENCE = ("tensorrt fp16 cuda", "onnxruntime fp16 cuda", "onnxrunt
 
 def stage_realtime(demo: Demo) -> dict:
     """Replay recorded people through the streaming runtime on the best engine for this machine."""
-    from .engines import load_engine
-    from .realtime import recorded_people, replay
+    from ..engines import load_engine
+    from ..stream.realtime import recorded_people, replay
 
     settings = demo.settings
     runnable = {r["name"]: r for r in _runnable(demo)}
@@ -359,7 +359,7 @@ def _pyplot():
 
 def plot_per_joint(evaluation: dict, path: Path) -> None:
     """Test MPJPE of each joint, a horizontal bar each."""
-    from .skeleton import JOINT_NAMES
+    from ..model.skeleton import JOINT_NAMES
 
     plt = _pyplot()
     values = [evaluation["per_joint"][name] for name in JOINT_NAMES]
@@ -383,7 +383,7 @@ def _upright(pose_mm: np.ndarray) -> np.ndarray:
 
 
 def _draw_pose(axes, pose_mm: np.ndarray, color: str, label: str | None = None) -> list:
-    from .skeleton import PARENTS
+    from ..model.skeleton import PARENTS
 
     pose = _upright(pose_mm)
     lines = []
@@ -498,8 +498,8 @@ td{text-align:right}td:first-child{text-align:left}th{background:#f0f0f0}img{max
 
 
 def render_html(demo: Demo) -> str:
-    from .skeleton import JOINT_NAMES
-    from .verify.report import SUMMARY_COLUMNS, summary_row
+    from ..model.skeleton import JOINT_NAMES
+    from ..verify.report import SUMMARY_COLUMNS, summary_row
 
     evaluation = read_json(demo.path("evaluation.json"))
     engines = read_json(demo.path("engines.json"))
@@ -650,7 +650,7 @@ EXAMPLES = """examples:
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    from .config import PRESETS
+    from ..model.config import PRESETS
 
     parser.add_argument("--quick", action="store_true",
                         help="about 2 minutes of training and short timings: the whole demo well under 10 minutes "

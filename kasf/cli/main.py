@@ -15,12 +15,12 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
-from .checkpoint import build_from_checkpoint, convert_authors_checkpoint, read_checkpoint, unused_authors_parameters
-from .config import PRESETS
-from .data.mocap import DEFAULT_CAMERAS
-from .errors import KasfError
-from .model import build_model, count_parameters
+from .. import __version__
+from ..model.checkpoint import build_from_checkpoint, convert_authors_checkpoint, read_checkpoint, unused_authors_parameters
+from ..model.config import PRESETS
+from ..data.mocap import DEFAULT_CAMERAS
+from ..errors import KasfError
+from ..model.kasportsformer import build_model, count_parameters
 
 EXAMPLES = """examples:
   kasf info --preset paper
@@ -102,7 +102,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_splits(args: argparse.Namespace, n_frames: int):
-    from .data.splits import load_splits
+    from ..data.splits import load_splits
 
     mocap = {"motion_dir": args.motion_dir, "cameras_per_motion": args.cameras, "noise_px": args.noise_px}
     if args.data != "mocap":
@@ -115,9 +115,9 @@ def _load_splits(args: argparse.Namespace, n_frames: int):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .checkpoint import read_checkpoint_payload
-    from .config import ModelConfig, resolve_config
-    from .train import LAST, TrainConfig, fit
+    from ..model.checkpoint import read_checkpoint_payload
+    from ..model.config import ModelConfig, resolve_config
+    from ..train.fit import LAST, TrainConfig, fit
 
     out = Path(args.out)
     if args.resume:
@@ -143,8 +143,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .checkpoint import load_model
-    from .evaluate import evaluate_clips, format_report
+    from ..model.checkpoint import load_model
+    from ..train.evaluate import evaluate_clips, format_report
 
     model = load_model(args.checkpoint, args.config, device=args.device)
     splits = _load_splits(args, model.config.n_frames)
@@ -159,7 +159,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
-    from .export.onnx import ATTENTION_OP_OPSET, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+    from ..export.onnx import ATTENTION_OP_OPSET, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
     parser.add_argument("--checkpoint", required=True, help="a kasf or authors' checkpoint")
     parser.add_argument("--config", help="the authors' YAML (for their checkpoints)")
@@ -185,9 +185,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .checkpoint import read_checkpoint
-    from .export.onnx import export_onnx, op_histogram, plain_graph
-    from .table import render_table
+    from ..model.checkpoint import read_checkpoint
+    from ..export.onnx import export_onnx, op_histogram, plain_graph
+    from ..table import render_table
 
     budgets = parse_budgets(args.budget)
     checkpoint = read_checkpoint(args.checkpoint, args.config)
@@ -211,7 +211,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_aoti(checkpoint, args: argparse.Namespace, budgets: dict[str, float]) -> int:
-    from .export.aoti import export_aoti
+    from ..export.aoti import export_aoti
 
     onnx_only = [flag for flag, given in (("--fp16", args.fp16), ("--compare-plain", args.compare_plain),
                                           ("--attention sdpa", args.attention == "sdpa"),
@@ -240,8 +240,8 @@ def _check_and_report(checkpoint, path: Path, report: dict, args: argparse.Names
 def _export_parity(checkpoint, path: Path, n_clips: int, budgets: dict[str, float]) -> dict:
     """The exported file, run by its backend, against PyTorch FP32 on real clips (the embedded
     motion capture's test split): the task metric and the reference's noise floor."""
-    from .engines import load_engine
-    from .verify import ParityCheck, format_parity, parity_clips
+    from ..engines import load_engine
+    from ..verify import ParityCheck, format_parity, parity_clips
 
     try:
         clips = parity_clips(n_clips, checkpoint.config.n_frames)
@@ -257,13 +257,13 @@ def _export_parity(checkpoint, path: Path, n_clips: int, budgets: dict[str, floa
 
 def write_json(path: str | Path, value) -> Path:
     """A JSON report, written atomically (never half a file)."""
-    from .files import atomic_write
+    from ..files import atomic_write
 
     return atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(value, indent=2, default=str)))
 
 
 def add_budget_argument(parser: argparse.ArgumentParser) -> None:
-    from .verify import BUDGETS_MM
+    from ..verify import BUDGETS_MM
 
     defaults = ", ".join(f"{p} {v:g}" for p, v in BUDGETS_MM.items())
     parser.add_argument("--budget", nargs="+", default=[], metavar="[PRECISION=]MM",
@@ -273,7 +273,7 @@ def add_budget_argument(parser: argparse.ArgumentParser) -> None:
 
 def parse_budgets(values: list[str]) -> dict[str, float]:
     """--budget 0.2 (every precision) or --budget fp16=0.2 int8=1 -> {precision: mm}."""
-    from .verify import BUDGETS_MM
+    from ..verify import BUDGETS_MM
 
     budgets: dict[str, float] = {}
     for value in values:
@@ -291,7 +291,7 @@ def parse_budgets(values: list[str]) -> dict[str, float]:
 
 
 def add_triton_arguments(parser: argparse.ArgumentParser) -> None:
-    from .triton import DEFAULT_NAME, DEFAULT_ONNX_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, KINDS
+    from ..serve.triton import DEFAULT_NAME, DEFAULT_ONNX_MAX_BATCH, DEFAULT_QUEUE_DELAY_US, KINDS
 
     parser.add_argument("model", help="the .engine/.plan (with its sidecar JSON) or .onnx file")
     parser.add_argument("--repository", required=True, help="the model repository directory")
@@ -311,7 +311,7 @@ def add_triton_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_export_triton(args: argparse.Namespace) -> int:
     from google.protobuf import text_format
 
-    from .triton import export_triton
+    from ..serve.triton import export_triton
 
     model = export_triton(args.model, args.repository, name=args.name, max_batch=args.max_batch,
                           instances=args.instances, kind=args.kind, preferred_batch_sizes=args.preferred_batch,
@@ -326,7 +326,7 @@ def cmd_export_triton(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .engines.tensorrt import build_engine
+    from ..engines.tensorrt import build_engine
 
     built = build_engine(args.onnx, args.output, args.min_batch, args.opt_batch, args.max_batch,
                          args.workspace, args.opt_level, args.timing_cache)
@@ -351,8 +351,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _reproduction(engine, backend: str, batch: int) -> list[str]:
-    from .export.onnx import INPUT_NAME
-    from .verify import reproduction_commands
+    from ..export.onnx import INPUT_NAME
+    from ..verify import reproduction_commands
 
     if backend == "tensorrt":
         side = engine.sidecar
@@ -366,8 +366,8 @@ def _reproduction(engine, backend: str, batch: int) -> list[str]:
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
-    from .engines import backend_for, engine_options, load_engine, recorded_model
-    from .verify import ParityCheck, check_reference, format_parity, format_per_joint, parity_clips, plot_per_joint
+    from ..engines import backend_for, engine_options, load_engine, recorded_model
+    from ..verify import ParityCheck, check_reference, format_parity, format_per_joint, parity_clips, plot_per_joint
 
     budgets = parse_budgets(args.budget)
     backend = backend_for(args.engine, args.backend).name
@@ -404,21 +404,21 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import bench_from_arguments
+    from ..bench.run import bench_from_arguments
 
     return bench_from_arguments(args)
 
 
 def cmd_realtime(args: argparse.Namespace) -> int:
-    from .realtime import realtime_from_arguments
+    from ..stream.realtime import realtime_from_arguments
 
     return realtime_from_arguments(args)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .capture import read_keypoints, replay, write_poses
-    from .engines import backend_for, engine_options, load_engine
-    from .stream import StreamRuntime
+    from ..stream.capture import read_keypoints, replay, write_poses
+    from ..engines import backend_for, engine_options, load_engine
+    from ..stream.runtime import StreamRuntime
 
     frames = read_keypoints(args.keypoints)
     backend = backend_for(args.engine, args.backend).name
@@ -434,7 +434,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import demo_from_arguments
+    from ..demo.run import demo_from_arguments
 
     return demo_from_arguments(args)
 
@@ -522,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--timing-cache", help="timing cache file: read if present, written after the build")
     build.set_defaults(run=cmd_build)
 
-    from .engines import add_engine_arguments
+    from ..engines import add_engine_arguments
 
     parity = commands.add_parser("parity", help="an engine against the PyTorch FP32 reference: MPJPE and the noise floor",
                                  description="Run an engine (.onnx, .engine/.plan, .pt/.pth, .pt2) and the PyTorch FP32 "
@@ -543,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_arguments(parity)
     parity.set_defaults(run=cmd_parity)
 
-    from .bench import add_bench_arguments
+    from ..bench.run import add_bench_arguments
 
     bench = commands.add_parser("bench", help="time engines side by side, interleaved (trtexec conventions)",
                                 description="Time engines interleaved round by round over a batch sweep; print "
@@ -552,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_arguments(bench)
     bench.set_defaults(run=cmd_bench)
 
-    from .realtime import add_realtime_arguments
+    from ..stream.realtime import add_realtime_arguments
 
     realtime = commands.add_parser("realtime", help="how many tracked people the streaming runtime keeps up with",
                                    description="Replay motion-capture people at a frame rate through the streaming "
@@ -561,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_realtime_arguments(realtime)
     realtime.set_defaults(run=cmd_realtime)
 
-    from .stream import MODES
+    from ..stream.runtime import MODES
 
     replay = commands.add_parser("replay", help="lift a capture file of tracked people's keypoints, frame by frame",
                                  description="Replay a keypoint CSV (kasf.capture) through the streaming runtime, "
@@ -577,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_arguments(replay)
     replay.set_defaults(run=cmd_replay)
 
-    from .demo import EXAMPLES as DEMO_EXAMPLES, add_demo_arguments
+    from ..demo.run import EXAMPLES as DEMO_EXAMPLES, add_demo_arguments
 
     demo = commands.add_parser("demo", help="the whole pipeline on the embedded motion capture, one HTML report",
                                description="Train the preset for a time budget, evaluate it on unseen motions, "

@@ -19,10 +19,10 @@ from typing import Iterable
 
 import numpy as np
 
-from .errors import InputError
-from .files import atomic_write
-from .skeleton import JOINT_NAMES, NUM_JOINTS
-from .stream import PoseResult, StreamRuntime
+from ..errors import InputError
+from ..files import atomic_write
+from ..model.skeleton import JOINT_NAMES, NUM_JOINTS
+from .runtime import PoseResult, StreamRuntime
 
 KEYPOINT_COLUMNS = ["frame", "track"] + [f"{axis}_{name}" for name in JOINT_NAMES for axis in ("x", "y", "c")]
 POSE_COLUMNS = ["frame", "track", "track_frame"] + [f"{axis}_{name}" for name in JOINT_NAMES for axis in "xyz"]

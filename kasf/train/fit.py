@@ -24,14 +24,14 @@ from torch import nn
 from tqdm import tqdm
 
 from .augment import random_flip
-from .checkpoint import read_checkpoint_payload, save_checkpoint
-from .data.clips import ClipDataset
-from .data.splits import Splits
-from .errors import CheckpointError, ConfigError
+from ..model.checkpoint import read_checkpoint_payload, save_checkpoint
+from ..data.clips import ClipDataset
+from ..data.splits import Splits
+from ..errors import CheckpointError, ConfigError
 from .evaluate import evaluate_clips
-from .files import atomic_write
+from ..files import atomic_write
 from .losses import LiftingLoss, LossWeights
-from .model import KASportsFormer
+from ..model.kasportsformer import KASportsFormer
 
 BEST, LAST, LOG = "best.pt", "last.pt", "log.csv"
 

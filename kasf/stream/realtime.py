@@ -17,10 +17,10 @@ from typing import Callable
 
 import numpy as np
 
-from .engines.base import Engine
-from .errors import KasfError
-from .stream import StreamRuntime
-from .table import render_table
+from ..engines.base import Engine
+from ..errors import KasfError
+from .runtime import StreamRuntime
+from ..table import render_table
 
 MAX_DROPPED_SHARE = 0.01
 CRITERION = f"p99 total latency <= 1/fps and at most {MAX_DROPPED_SHARE:.0%} of frames dropped"
@@ -30,10 +30,10 @@ def recorded_people(count: int, seed: int = 0) -> tuple[list[np.ndarray], tuple[
     """Pixel keypoints [frames, 17, 3] (confidence 1: ground-truth 2D) of `count` people and the
     image size (W, H). Person i replays test sequence i mod S; people sharing a sequence start
     at different frames of it."""
-    from .data.clips import sequence_bounds
-    from .data.mocap import load_mocap_source
-    from .data.source import parse_split
-    from .data.splits import RESOLUTIONS
+    from ..data.clips import sequence_bounds
+    from ..data.mocap import load_mocap_source
+    from ..data.source import parse_split
+    from ..data.splits import RESOLUTIONS
 
     if count < 1:
         raise KasfError(f"the number of people must be at least 1, got {count}")
@@ -115,8 +115,8 @@ def format_replays(reports: list[dict], title: str = "") -> str:
 
 def add_realtime_arguments(parser) -> None:
     """The options of `kasf realtime` and benchmarks/realtime.py."""
-    from .engines import add_engine_arguments
-    from .stream import MODES
+    from ..engines import add_engine_arguments
+    from .runtime import MODES
 
     parser.add_argument("--engine", required=True, help="the model file (.onnx, .engine/.plan, .pt/.pth, .pt2)")
     parser.add_argument("--people", type=int, nargs="+", default=[1, 4, 8],
@@ -136,7 +136,7 @@ def realtime_from_arguments(args) -> int:
     import json
     from pathlib import Path
 
-    from .engines import backend_for, engine_options, load_engine
+    from ..engines import backend_for, engine_options, load_engine
 
     limit = max([args.max_people, *args.people])
     people, image_size = recorded_people(limit)

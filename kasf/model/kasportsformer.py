@@ -11,7 +11,7 @@ from torch import nn
 
 from .anatomy import LimbFus, bone_features
 from .config import PRESETS, ModelConfig, resolve_config
-from .errors import InputError
+from ..errors import InputError
 from .layers import Attention, GraphConv, MixerBlock
 from .skeleton import LIMBS, NUM_JOINTS, flip
 

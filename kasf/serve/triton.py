@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import KasfError
-from .skeleton import NUM_JOINTS
+from ..errors import KasfError
+from ..model.skeleton import NUM_JOINTS
 
 # Suffix of the exported model -> Triton platform and the file name Triton looks for.
 FORMATS = {
@@ -82,8 +82,8 @@ def _check_clip_dims(dims: Sequence[Any], where: str) -> list[int]:
 def plan_signature(engine: Path) -> ModelSignature:
     """A kasf TensorRT plan's names, dims and batch range, from the sidecar JSON its builder wrote
     beside it (profile min/opt/max shapes [batch, frames, 17, 3]); the sidecar must be this plan's."""
-    from .checkpoint import file_sha256
-    from .engines.tensorrt import read_sidecar, sidecar_path
+    from ..model.checkpoint import file_sha256
+    from ..engines.tensorrt import read_sidecar, sidecar_path
 
     sidecar, where = read_sidecar(engine), sidecar_path(engine).name
     if sidecar.get("engine_sha256") != file_sha256(engine):
@@ -116,7 +116,7 @@ def onnx_signature(path: Path) -> ModelSignature:
     """Read names and dims from a kasf ONNX graph: its kasf_io metadata, checked against the graph itself."""
     import onnx
 
-    from .export.onnx import read_metadata
+    from ..export.onnx import read_metadata
 
     try:
         graph = onnx.load(str(path), load_external_data=False)

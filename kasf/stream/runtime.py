@@ -31,10 +31,10 @@ from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 
-from .engines.base import Engine
-from .errors import InputError, KasfError
-from .normalization import normalize_screen
-from .skeleton import JOINT_NAMES, NUM_JOINTS, ROOT
+from ..engines.base import Engine
+from ..errors import InputError, KasfError
+from ..model.normalization import normalize_screen
+from ..model.skeleton import JOINT_NAMES, NUM_JOINTS, ROOT
 
 MODES = ("causal", "centred")
 

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 LIMB_INPUTS = ("joints", "bones")
 

@@ -6,11 +6,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.clips import ClipSet
+from ..data.clips import ClipSet
 from .metrics import evaluate
-from .model import predict_with_flip
-from .skeleton import JOINT_NAMES
-from .table import render_table
+from ..model.kasportsformer import predict_with_flip
+from ..model.skeleton import JOINT_NAMES
+from ..table import render_table
 
 
 @torch.no_grad()

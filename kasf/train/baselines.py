@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .data.clips import ClipSet
-from .skeleton import NUM_JOINTS
+from ..data.clips import ClipSet
+from ..model.skeleton import NUM_JOINTS
 
 
 class MeanPose(nn.Module):

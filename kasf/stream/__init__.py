@@ -1,0 +1,5 @@
+"""Streaming: the per-frame runtime for tracked people, capture files, and the real-time replay."""
+
+from .runtime import MODES, PoseResult, StreamRuntime
+
+__all__ = ["MODES", "PoseResult", "StreamRuntime"]
