@@ -151,6 +151,17 @@ def check_keypoints(keypoints: torch.Tensor, n_frames: int) -> None:
                          "confidence 0 and finite coordinates instead")
 
 
+def example_keypoints(batch: int, n_frames: int, generator: torch.Generator | None = None,
+                      device: torch.device | str = "cpu") -> torch.Tensor:
+    """Keypoints of the model's input shape with confidence 1: at the origin, or uniform in [-1, 1]
+    (normalised screen units) from a generator. For warm-ups, example inputs of exports and timing."""
+    keypoints = torch.zeros(batch, n_frames, NUM_JOINTS, IN_CHANNELS, device=device)
+    if generator is not None:
+        keypoints[..., :2] = torch.rand(batch, n_frames, NUM_JOINTS, 2, generator=generator).to(device) * 2 - 1
+    keypoints[..., 2] = 1.0
+    return keypoints
+
+
 def predict_with_flip(model: nn.Module, keypoints: torch.Tensor) -> torch.Tensor:
     """Test-time flip: the mean of f(x) and flip(f(flip(x)))."""
     return (model(keypoints) + flip(model(flip(keypoints)))) / 2
