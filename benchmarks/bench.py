@@ -10,7 +10,7 @@ measured matmul peak) and writes bench.json, bench.csv and bench.png into --out.
 
 import sys
 
-from kasf.cli.main import main
+from kasf.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["bench", *sys.argv[1:]]))

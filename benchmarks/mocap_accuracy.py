@@ -22,7 +22,7 @@ from kasf.data.splits import load_splits
 from kasf.train.evaluate import evaluate_clips
 from kasf.model.kasportsformer import count_parameters
 from kasf.table import render_table
-from kasf.train.fit import TrainConfig, fit
+from kasf.train.trainer import TrainConfig, fit
 
 
 def main() -> None:

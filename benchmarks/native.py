@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kasf.bench.run import MIN_DURATION_S, MIN_ITERATIONS, WARMUP_S
+from kasf.bench import MIN_DURATION_S, MIN_ITERATIONS, WARMUP_S
 from kasf.table import render_table
 
 

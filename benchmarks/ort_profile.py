@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from kasf.bench.run import benchmark_keypoints
-from kasf.export.onnx import INPUT_NAME, read_metadata
+from kasf.bench import benchmark_keypoints
+from kasf.export.artifact import INPUT_NAME, read_metadata
 from kasf.table import render_table
 
 

@@ -10,7 +10,7 @@ frames dropped. The same as `kasf realtime`; see `--help`.
 
 import sys
 
-from kasf.cli.main import main
+from kasf.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["realtime", *sys.argv[1:]]))

@@ -8,7 +8,7 @@ The same as `kasf build`; see `--help`. Needs `pip install 'kasf[tensorrt]'` fro
 
 import sys
 
-from kasf.cli.main import main
+from kasf.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["build", *sys.argv[1:]]))

@@ -7,7 +7,7 @@ The same as `kasf export`; see `--help`.
 
 import sys
 
-from kasf.cli.main import main
+from kasf.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["export", *sys.argv[1:]]))

@@ -31,7 +31,7 @@ std::optional<std::string> lookup(const Ort::ModelMetadata& metadata, const char
 }
 
 // Refuses a graph without kasf's metadata, or one in a newer metadata format; returns its precision.
-// Graphs from before kasf_metadata_version existed are format 1, as kasf.export.onnx.read_metadata reads them.
+// Graphs from before kasf_metadata_version existed are format 1, as kasf.export.artifact.read_metadata reads them.
 std::string check_metadata(const Ort::Session& session, const std::string& path) {
   Ort::ModelMetadata metadata = session.GetModelMetadata();
   if (!lookup(metadata, "kasf_model_config")) {

@@ -3,7 +3,7 @@
 A capture of five people from the embedded motion capture (pixels, 1920 x 1080): people enter and
 leave, one is closed by close_after and replaced by a new id, one is seen for fewer frames than
 centred mode's delay, joints go missing (confidence 0, NaN coordinates), one frame loses a person
-entirely. `kasf.stream.capture.replay` (Python) and kasf_replay (C++) lift it; every pose must come back
+entirely. `kasf.stream.capture.replay_frames` (Python) and kasf_replay (C++) lift it; every pose must come back
 from both, in the same order, within --budget-mm millimetres (the test split's median 2.5D factor
 turns normalised units into mm).
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kasf.stream.capture import read_poses, replay, write_keypoints, write_poses
+from kasf.stream.capture import read_poses, replay_frames, write_keypoints, write_poses
 from kasf.data.mocap import load_mocap_source
 from kasf.data.source import parse_split
 from kasf.engines import load_engine
@@ -69,7 +69,7 @@ def main() -> int:
     keypoints_csv = write_keypoints(work / f"capture_{args.mode}.csv", frames)
     with load_engine(args.engine, threads=args.threads) as engine:
         runtime = StreamRuntime(engine, mode=args.mode, image_size=(width, height), close_after=CLOSE_AFTER)
-        python_csv = write_poses(work / f"python_{args.mode}.csv", replay(runtime, frames))
+        python_csv = write_poses(work / f"python_{args.mode}.csv", replay_frames(runtime, frames))
     cpp_csv = work / f"cpp_{args.mode}.csv"
     subprocess.run([args.replay, args.engine, str(keypoints_csv), str(cpp_csv), "--mode", args.mode,
                     "--image-size", str(width), str(height), "--close-after", str(CLOSE_AFTER),

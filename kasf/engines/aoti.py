@@ -9,8 +9,10 @@ import numpy as np
 import torch
 
 from ..errors import InputError, KasfError
-from ..export.onnx import METADATA_VERSION
+from ..export.artifact import decode_metadata, recorded_model, require_metadata
 from .base import Engine
+
+HOW = "`kasf export --aoti`"
 
 
 def read_package_metadata(path: str | Path) -> tuple[object, dict[str, str]]:
@@ -23,13 +25,8 @@ def read_package_metadata(path: str | Path) -> tuple[object, dict[str, str]]:
         raise KasfError(f"{path} is not a loadable AOTInductor package ({first_line}): export it again with "
                         "`kasf export --aoti`") from None
     values = package.get_metadata()
-    if "kasf_metadata_version" not in values:
-        raise KasfError(f"{path} has no kasf metadata: export it with `kasf export --aoti`")
-    written = values["kasf_metadata_version"]
-    if not written.isdigit() or int(written) > METADATA_VERSION:
-        raise KasfError(f"{path}'s kasf metadata is format version {written}; this kasf reads up to "
-                        f"{METADATA_VERSION}: upgrade kasf")
-    return package, values
+    require_metadata(values, path, HOW, keys=("kasf_metadata_version", "kasf_model_config"))
+    return package, {**values, **decode_metadata(values, str(path))}
 
 
 class AotiEngine(Engine):
@@ -51,6 +48,10 @@ class AotiEngine(Engine):
             raise InputError(f"batch {len(keypoints)} is larger than {self.path.name} was compiled for "
                              f"({self.max_batch}): export it again with a larger --max-batch")
         return self.package(keypoints.to(self.device)).cpu().numpy()
+
+    @classmethod
+    def recorded_model(cls, path: Path, config=None) -> tuple[dict, dict]:
+        return recorded_model(read_package_metadata(path)[1], path, HOW)
 
     def metadata(self) -> dict:
         return {**super().metadata(), "path": str(self.path), "device": str(self.device),

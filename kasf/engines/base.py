@@ -4,12 +4,17 @@ any backend code runs, with messages that name the problem."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 
-from ..model.kasportsformer import check_keypoints
+from ..errors import KasfError
+from ..model.kasportsformer import check_keypoints, example_keypoints
+
+if TYPE_CHECKING:
+    from .variants import ModelFiles, Variant
 
 
 class Engine(ABC):
@@ -36,8 +41,7 @@ class Engine(ABC):
         """Run checked float32 keypoints through the backend."""
 
     def warmup(self, iterations: int = 3, batch: int = 1) -> None:
-        keypoints = np.zeros((batch, self.n_frames, 17, 3), dtype=np.float32)
-        keypoints[..., 2] = 1.0
+        keypoints = example_keypoints(batch, self.n_frames)
         for _ in range(iterations):
             self.infer(keypoints)
 
@@ -46,6 +50,22 @@ class Engine(ABC):
         returns the device's compute time in seconds: compute apart from host-device copies. None
         where the backend runs on the CPU, where the two are one."""
         return None
+
+    @classmethod
+    @abstractmethod
+    def recorded_model(cls, path: Path, config=None) -> tuple[dict, dict]:
+        """(model config, source checkpoint) that the file records, read without loading it
+        (config: the authors' YAML, for backends that open their checkpoints)."""
+
+    @classmethod
+    def variants(cls, files: "ModelFiles") -> list["Variant"]:
+        """The runs kasf makes of this backend from one checkpoint on this machine (its exports
+        made through files), for `kasf bench --checkpoint` and the demo; none by default."""
+        return []
+
+    def reproduction_commands(self, batch: int) -> list[str]:
+        """Command lines that check this engine outside kasf (Polygraphy, trtexec); none by default."""
+        return []
 
     def metadata(self) -> dict[str, Any]:
         return {"backend": self.backend, "precision": self.precision, "n_frames": self.n_frames}
@@ -68,3 +88,11 @@ def cuda_event_seconds(work: Callable[[], Any], stream: torch.cuda.Stream | None
     end.record(stream)
     end.synchronize()
     return start.elapsed_time(end) / 1e3
+
+
+def check_batch_profile(low: int, opt: int, high: int) -> tuple[int, int, int]:
+    """A (min, opt, max) batch profile, checked: TensorRT's, and ONNX Runtime's TensorRT provider's."""
+    low, opt, high = int(low), int(opt), int(high)
+    if not 1 <= low <= opt <= high:
+        raise KasfError(f"the batch profile must satisfy 1 <= min <= opt <= max, got min {low}, opt {opt}, max {high}")
+    return low, opt, high

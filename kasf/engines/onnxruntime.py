@@ -17,8 +17,13 @@ import numpy as np
 import torch
 
 from ..errors import InputError, KasfError
-from ..export.onnx import INPUT_NAME, OUTPUT_NAME, read_metadata
-from .base import Engine
+from ..export.artifact import INPUT_NAME, OUTPUT_NAME, read_metadata, recorded_model, require_metadata
+from ..files import default_cache_dir
+from ..model.kasportsformer import IN_CHANNELS
+from ..model.skeleton import NUM_JOINTS
+from .base import Engine, check_batch_profile
+from .commands import reproduction_commands
+from .variants import ModelFiles, Variant
 
 # What each kasf provider name asks ONNX Runtime for, in priority order (CPU runs what the others leave).
 EXECUTION_PROVIDERS = {
@@ -37,11 +42,10 @@ class _Binding:
     poses: torch.Tensor
 
 
-def _check_batch_profile(profile: tuple[int, int, int]) -> tuple[int, int, int]:
-    low, opt, high = (int(b) for b in profile)
-    if not 1 <= low <= opt <= high:
-        raise KasfError(f"TensorRT batch profile must be min <= opt <= max, all >= 1; got {tuple(profile)}")
-    return low, opt, high
+HOW = "`kasf export` / export/to_onnx.py"
+# The graph forms kasf runs from a checkpoint: (precision, the ONNX Attention op form); the Attention
+# op form is ONNX Runtime's fastest on the CPU, an alternative `kasf bench` times beside the default.
+FORMS = (("fp32", False), ("fp32", True), ("fp16", False))
 
 
 class OnnxRuntimeEngine(Engine):
@@ -60,13 +64,12 @@ class OnnxRuntimeEngine(Engine):
         if provider not in EXECUTION_PROVIDERS:
             raise KasfError(f"unknown ONNX Runtime provider {provider!r}: "
                             f"choose one of {', '.join(EXECUTION_PROVIDERS)}")
-        self.trt_batch_profile = _check_batch_profile(trt_batch_profile) if provider == "tensorrt" else None
+        self.trt_batch_profile = check_batch_profile(*trt_batch_profile) if provider == "tensorrt" else None
         path = Path(path)
         if not path.is_file():
             raise KasfError(f"ONNX model {path} does not exist")
         meta = read_metadata(path)
-        if "kasf_model_config" not in meta:
-            raise KasfError(f"{path} has no kasf metadata: export it with `kasf export` / export/to_onnx.py")
+        require_metadata(meta, path, HOW)
         precision = meta.get("kasf_precision", "fp32")
         super().__init__(meta["kasf_model_config"]["n_frames"], precision)
         wanted = EXECUTION_PROVIDERS[provider]
@@ -106,11 +109,9 @@ class OnnxRuntimeEngine(Engine):
             return {}
         if name == "CUDAExecutionProvider":
             return {"device_id": device_id}
-        from ..data.mocap import default_cache_dir
-
         cache = Path(trt_cache_dir) if trt_cache_dir else default_cache_dir() / "onnxruntime-tensorrt"
         cache.mkdir(parents=True, exist_ok=True)
-        shape = f"{self.n_frames}x17x3"
+        shape = f"{self.n_frames}x{NUM_JOINTS}x{IN_CHANNELS}"
         low, opt, high = self.trt_batch_profile
         return {
             "device_id": device_id,
@@ -125,6 +126,33 @@ class OnnxRuntimeEngine(Engine):
             "trt_profile_opt_shapes": f"{INPUT_NAME}:{opt}x{shape}",
             "trt_profile_max_shapes": f"{INPUT_NAME}:{high}x{shape}",
         }
+
+    @classmethod
+    def recorded_model(cls, path: Path, config=None) -> tuple[dict, dict]:
+        return recorded_model(read_metadata(path), path, HOW)
+
+    @classmethod
+    def variants(cls, files: ModelFiles) -> list[Variant]:
+        """Each graph form on the CPU; the default forms also on CUDA where onnxruntime-gpu has it."""
+        import onnxruntime as ort
+
+        cuda = torch.cuda.is_available() and "CUDAExecutionProvider" in ort.get_available_providers()
+        found = []
+        for precision, attention_op in FORMS:
+            cpu = Variant(f"onnxruntime {precision} cpu{' attention-op' if attention_op else ''}", cls.backend,
+                          precision, "cpu", None, primary=not attention_op,
+                          streaming_rank=2 if (precision, attention_op) == ("fp32", False) else None,
+                          make=lambda p=precision, a=attention_op: files.onnx(p, a))
+            found.append(cpu)
+            if cuda and not attention_op:
+                found.append(Variant(f"onnxruntime {precision} cuda", cls.backend, precision, "cuda", None,
+                                     {"provider": "cuda"}, streaming_rank=1 if precision == "fp16" else None,
+                                     make=lambda p=precision: files.onnx(p)))
+        return found
+
+    def reproduction_commands(self, batch: int) -> list[str]:
+        return reproduction_commands(str(self.path), INPUT_NAME, self.n_frames, self.precision, batch,
+                                     (1, batch, batch))
 
     def _infer(self, keypoints: torch.Tensor) -> np.ndarray:
         batch = keypoints.shape[0]
@@ -145,7 +173,7 @@ class OnnxRuntimeEngine(Engine):
 
     def _bind(self, batch: int) -> _Binding:
         """Preallocate the input and output of one batch size on the device and bind them by address."""
-        shape = (batch, self.n_frames, 17, 3)
+        shape = (batch, self.n_frames, NUM_JOINTS, IN_CHANNELS)
         keypoints = torch.empty(shape, dtype=torch.float32, device=self.device)
         poses = torch.empty(shape, dtype=torch.float32, device=self.device)
         binding = self.session.io_binding()

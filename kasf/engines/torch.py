@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..model.checkpoint import load_model
-from ..model.config import ModelConfig
 from ..errors import KasfError
-from ..model.kasportsformer import KASportsFormer
+from ..model.checkpoint import load_model, read_checkpoint
+from ..model.config import ModelConfig
+from ..model.kasportsformer import KASportsFormer, example_keypoints
 from .base import Engine, cuda_event_seconds
+from .variants import ModelFiles, Variant
 
 PRECISIONS = ("fp32", "fp16")
 
@@ -50,6 +51,23 @@ class TorchEngine(Engine):
         self.device, self.cuda_graphs = device, cuda_graphs
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
 
+    @classmethod
+    def recorded_model(cls, path: Path, config=None) -> tuple[dict, dict]:
+        checkpoint = read_checkpoint(path, config)
+        return checkpoint.config.to_dict(), checkpoint.source
+
+    @classmethod
+    def variants(cls, files: ModelFiles) -> list[Variant]:
+        """Eager FP32 on the CPU (the reference); on a CUDA device FP32, FP16 and FP16 with CUDA graphs."""
+        path = files.checkpoint_path
+        found = [Variant("torch fp32 cpu", cls.backend, "fp32", "cpu", path, streaming_rank=3)]
+        if torch.cuda.is_available():
+            found += [Variant(f"torch {p} cuda", cls.backend, p, "cuda", path, {"device": "cuda", "precision": p})
+                      for p in PRECISIONS]
+            found.append(Variant("torch fp16 cuda graphs", cls.backend, "fp16", "cuda", path,
+                                 {"device": "cuda", "precision": "fp16", "cuda_graphs": True}, primary=False))
+        return found
+
     def _forward(self, keypoints: torch.Tensor) -> torch.Tensor:
         dtype = torch.float16 if self.precision == "fp16" else torch.float32
         return self.model(keypoints.to(dtype)).float()
@@ -65,8 +83,7 @@ class TorchEngine(Engine):
 
     def _capture(self, batch: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]:
         """Warm up on a side stream (as torch's CUDA-graph recipe asks), then capture one forward pass."""
-        static_input = torch.zeros((batch, self.n_frames, 17, 3), device=self.device)
-        static_input[..., 2] = 1.0
+        static_input = example_keypoints(batch, self.n_frames, device=self.device)
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
@@ -88,7 +105,7 @@ class TorchEngine(Engine):
         if self.cuda_graphs:
             graph = (self._graphs.get(batch) or self._capture(batch))[0]
             return lambda: cuda_event_seconds(graph.replay)
-        resident = torch.zeros((batch, self.n_frames, 17, 3), device=self.device)
+        resident = example_keypoints(batch, self.n_frames, device=self.device)
 
         @torch.no_grad()
         def forward():

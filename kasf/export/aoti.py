@@ -20,7 +20,7 @@ import torch
 from ..model.checkpoint import Checkpoint, build_from_checkpoint
 from ..files import atomic_write
 from .fuse import fuse
-from .onnx import ExportError, _check_output, _example, metadata
+from .artifact import ExportError, check_max_batch, check_output_path, example_input, file_metadata
 
 SUFFIX = ".pt2"
 DEVICES = ("cpu", "cuda")
@@ -35,7 +35,7 @@ class AotiExport:
 
 
 def aoti_metadata(checkpoint: Checkpoint, max_batch: int) -> dict[str, str]:
-    return {**metadata(checkpoint, "fp32"), "kasf_n_frames": str(checkpoint.config.n_frames),
+    return {**file_metadata(checkpoint, "fp32"), "kasf_n_frames": str(checkpoint.config.n_frames),
             "kasf_max_batch": str(max_batch)}
 
 
@@ -45,15 +45,14 @@ def export_aoti(checkpoint: Checkpoint, path: str | Path, max_batch: int = 1024,
     path = Path(path)
     if path.suffix != SUFFIX:
         raise ExportError(f"an AOTInductor package is a {SUFFIX} file, got {path.name}")
-    _check_output(path)
-    if max_batch < 1:
-        raise ExportError(f"max batch must be at least 1, got {max_batch}")
+    check_output_path(path)
+    check_max_batch(max_batch)
     if device not in DEVICES:
         raise ExportError(f"AOTInductor compiles for {' or '.join(DEVICES)}, got device {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise ExportError(f"compiling for CUDA needs a CUDA device, and this torch ({torch.__version__}) sees none")
     module = fuse(build_from_checkpoint(checkpoint)).eval().to(device)
-    example = _example(checkpoint.config).to(device)
+    example = example_input(checkpoint.config).to(device)
     batch = torch.export.Dim("batch", min=1, max=max_batch)
     logging.getLogger("torch._inductor").setLevel(logging.ERROR)
     with torch.no_grad(), warnings.catch_warnings():

@@ -11,7 +11,7 @@ from torch import nn
 
 from .skeleton import NUM_JOINTS, adjacency
 
-MODES = ("spatial", "temporal")
+AXES = ("spatial", "temporal")   # what a layer mixes over: the joints of a frame, or the frames of a joint
 
 
 class Mlp(nn.Module):
@@ -55,8 +55,8 @@ class DropPath(nn.Module):
 
 
 def _check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode not in AXES:
+        raise ValueError(f"mode must be one of {AXES}, got {mode!r}")
     return mode
 
 

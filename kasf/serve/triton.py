@@ -116,7 +116,7 @@ def onnx_signature(path: Path) -> ModelSignature:
     """Read names and dims from a kasf ONNX graph: its kasf_io metadata, checked against the graph itself."""
     import onnx
 
-    from ..export.onnx import read_metadata
+    from ..export.artifact import read_metadata
 
     try:
         graph = onnx.load(str(path), load_external_data=False)

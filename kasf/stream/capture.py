@@ -98,7 +98,7 @@ def read_poses(path: str | Path) -> dict[tuple[int, int], np.ndarray]:
                 for row in reader}
 
 
-def replay(runtime: StreamRuntime, frames: list[dict[int, np.ndarray]]) -> list[PoseResult]:
+def replay_frames(runtime: StreamRuntime, frames: list[dict[int, np.ndarray]]) -> list[PoseResult]:
     """Every frame through the runtime in order, then every track closed (flushing centred mode)."""
     results = [result for people in frames for result in runtime.process(people)]
     return results + runtime.close_all()

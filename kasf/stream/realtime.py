@@ -57,7 +57,7 @@ def back_and_forth(sequence: np.ndarray, frame: int) -> np.ndarray:
     return sequence[index if index < len(sequence) else period - index]
 
 
-def replay(engine: Engine, people: list[np.ndarray], image_size: tuple[float, float], fps: float,
+def replay_people(engine: Engine, people: list[np.ndarray], image_size: tuple[float, float], fps: float,
            seconds: float, mode: str = "causal") -> dict:
     """Play the people's keypoints at `fps` for `seconds` through a fresh runtime; latency
     percentiles (ms), frames processed and dropped, and whether it kept up."""
@@ -113,54 +113,16 @@ def format_replays(reports: list[dict], title: str = "") -> str:
     return render_table(headers, rows, title=title)
 
 
-def add_realtime_arguments(parser) -> None:
-    """The options of `kasf realtime` and benchmarks/realtime.py."""
-    from ..engines import add_engine_arguments
-    from .runtime import MODES
+def measure_people(engine: Engine, counts: list[int], fps: float, seconds: float, mode: str = "causal",
+                   max_people: int | None = None) -> dict:
+    """Replay each of `counts` people; with max_people, also search for the most people sustainable
+    up to it. The report `kasf realtime` prints and writes."""
+    people, image_size = recorded_people(max([max_people or 0, *counts]))
 
-    parser.add_argument("--engine", required=True, help="the model file (.onnx, .engine/.plan, .pt/.pth, .pt2)")
-    parser.add_argument("--people", type=int, nargs="+", default=[1, 4, 8],
-                        help="people tracked at once, one replay each (default 1 4 8)")
-    parser.add_argument("--fps", type=float, default=30.0, help="camera frame rate (default 30)")
-    parser.add_argument("--mode", choices=MODES, default="causal", help="latency mode (default causal)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of each replay (default 5)")
-    parser.add_argument("--max-people", type=int, default=256,
-                        help="upper end of the search for the most people sustainable (default 256)")
-    parser.add_argument("--no-search", action="store_true", help="only replay the --people counts")
-    parser.add_argument("--json", help="also write the reports as JSON here")
-    add_engine_arguments(parser)
+    def run(count: int) -> dict:
+        return replay_people(engine, people[:count], image_size, fps, seconds, mode)
 
-
-def realtime_from_arguments(args) -> int:
-    """Replay each --people count, then search for the most people sustainable; print one table."""
-    import json
-    from pathlib import Path
-
-    from ..engines import backend_for, engine_options, load_engine
-
-    limit = max([args.max_people, *args.people])
-    people, image_size = recorded_people(limit)
-
-    backend = backend_for(args.engine, args.backend).name
-    with load_engine(args.engine, backend, **engine_options(args, backend)) as engine:
-        def run(count: int) -> dict:
-            return replay(engine, people[:count], image_size, args.fps, args.seconds, args.mode)
-
-        reports = [run(count) for count in args.people]
-        title = (f"{args.engine} ({engine.backend}, {engine.precision}), {args.mode} mode at {args.fps:g} fps, "
-                 f"{args.seconds:g} s per replay; latency in ms")
-        print(format_replays(reports, title))
-        result = {"engine": str(args.engine), "engine_metadata": engine.metadata(), "criterion": CRITERION,
-                  "runs": reports}
-        if not args.no_search:
-            best, trials = most_people(run, args.max_people)
-            print()
-            print(format_replays(trials, f"search for the most people ({CRITERION})"))
-            limit_note = " (the search limit, --max-people)" if best == args.max_people else ""
-            print(f"\nmost people sustainable at {args.fps:g} fps ({args.mode}) on this machine: {best}{limit_note}")
-            result.update(search=trials, most_people=best)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2, default=str))
-        print(f"wrote {args.json}")
-    return 0
+    result = {"engine_metadata": engine.metadata(), "criterion": CRITERION, "runs": [run(count) for count in counts]}
+    if max_people is not None:
+        result["most_people"], result["search"] = most_people(run, max_people)
+    return result

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..data.clips import ClipSet
-from .metrics import evaluate
+from .metrics import error_tables
 from ..model.kasportsformer import predict_with_flip
 from ..model.skeleton import JOINT_NAMES
 from ..table import render_table
@@ -32,10 +32,10 @@ def evaluate_clips(model: nn.Module, clips: ClipSet, flip: bool = False, batch_s
     """The paper's metrics for a model on clips: mm when the clips carry the 2.5D factor."""
     predicted = predict(model, clips, batch_size, flip, device)
     if clips.factor is not None and clips.poses_mm is not None:
-        report = evaluate(clips.to_millimetres(predicted), clips.poses_mm, clips.action)
+        report = error_tables(clips.to_millimetres(predicted), clips.poses_mm, clips.action)
         report["unit"] = "mm"
     else:
-        report = evaluate(predicted, clips.targets, clips.action)
+        report = error_tables(predicted, clips.targets, clips.action)
         report["unit"] = "normalised"
     report["clips"] = len(clips)
     report["flip"] = flip

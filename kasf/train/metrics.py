@@ -81,11 +81,11 @@ def per_action_means(values: np.ndarray, actions: Iterable[str]) -> tuple[dict[s
     return means, float(np.mean(list(means.values()))) if means else float("nan")
 
 
-def evaluate(predicted: np.ndarray, target: np.ndarray, actions: Iterable[str] | None = None) -> dict:
+def error_tables(predicted: np.ndarray, target: np.ndarray, actions: Iterable[str] | None = None) -> dict:
     """The paper's tables for clips [N, T, 17, 3] in mm: overall, per joint, body parts, per action."""
     predicted, target = _check_pair(predicted, target)
     if predicted.ndim != 4:
-        raise InputError(f"evaluate expects clips [N, T, J, 3], got {list(predicted.shape)}")
+        raise InputError(f"error_tables expects clips [N, T, J, 3], got {list(predicted.shape)}")
     errors = joint_errors(predicted, target)  # [N, T, J]
     clip_mpjpe = errors.mean(axis=(1, 2))
     clip_p_mpjpe = p_mpjpe(predicted, target).mean(axis=1)

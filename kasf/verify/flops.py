@@ -111,11 +111,12 @@ class FlopsByConfig:
     def _key(config: dict) -> str:
         return json.dumps(config, sort_keys=True)
 
-    def add_graph(self, config: dict, graph: str | Path) -> float:
+    def for_file(self, config: dict, path: str | Path) -> float:
+        """Counted from the file where it is an ONNX graph, else from a graph exported for its config."""
         key = self._key(config)
-        if key not in self._counted:
-            self._counted[key] = graph_flops(graph)["flops_per_clip"]
-        return self._counted[key]
+        if key not in self._counted and Path(path).suffix.lower() == ".onnx":
+            self._counted[key] = graph_flops(path)["flops_per_clip"]
+        return self.for_config(config)
 
     def for_config(self, config: dict) -> float:
         key = self._key(config)

@@ -260,26 +260,15 @@ def check_reference(reference_config: dict, reference_source: dict, engine_confi
     return []
 
 
-def reproduction_commands(onnx_path: str, input_name: str, n_frames: int, precision: str, batch: int,
-                          profile: tuple[int, int, int] | None = None, engine_path: str | None = None) -> list[str]:
-    """Command lines that check the same graph outside kasf: Polygraphy comparing ONNX Runtime with
-    TensorRT (for FP16, NVIDIA's transformer tolerances on the mean error), and trtexec building
-    the engine as kasf does (strongly typed, no TF32, the same batch profile) or timing the built one."""
-    low, opt, high = profile or (batch, batch, batch)
+def check_exported(checkpoint, path, n_clips: int, budgets: dict[str, float] | None = None) -> dict:
+    """An exported file, run by its backend, against the checkpoint it came from on real clips (the
+    embedded motion capture's test split); {"skipped": why} when there are no clips to compare on."""
+    from ..engines import load_engine
+    from ..model import build_from_checkpoint
 
-    def shape(b: int, sep: str) -> str:
-        return sep.join(map(str, (b, n_frames, 17, 3)))
-
-    tolerance = "1e-2" if precision == "fp16" else "1e-4"
-    polygraphy = (f"polygraphy run {onnx_path} --onnxrt --trt --strongly-typed "
-                  f"--input-shapes {input_name}:[{shape(batch, ',')}] "
-                  f"--trt-min-shapes {input_name}:[{shape(low, ',')}] --trt-opt-shapes {input_name}:[{shape(opt, ',')}] "
-                  f"--trt-max-shapes {input_name}:[{shape(high, ',')}] "
-                  f"--atol {tolerance} --rtol {tolerance} --check-error-stat mean")
-    trtexec = (f"trtexec --onnx={onnx_path} --stronglyTyped --noTF32 --minShapes={input_name}:{shape(low, 'x')} "
-               f"--optShapes={input_name}:{shape(opt, 'x')} --maxShapes={input_name}:{shape(high, 'x')} "
-               f"--shapes={input_name}:{shape(batch, 'x')} --profilingVerbosity=detailed --exportLayerInfo=layers.json")
-    commands = [polygraphy, trtexec]
-    if engine_path:
-        commands.append(f"trtexec --loadEngine={engine_path} --shapes={input_name}:{shape(batch, 'x')}")
-    return commands
+    try:
+        clips = parity_clips(n_clips, checkpoint.config.n_frames)
+    except KasfError as err:
+        return {"skipped": f"no real clips to compare on ({err})"}
+    with load_engine(path) as engine:
+        return ParityCheck(build_from_checkpoint(checkpoint), clips, budgets=budgets).check(engine)

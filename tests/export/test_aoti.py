@@ -14,7 +14,7 @@ from kasf.model.checkpoint import build_from_checkpoint
 from kasf.engines import load_engine, recorded_model
 from kasf.errors import InputError, KasfError
 from kasf.export.aoti import export_aoti
-from kasf.export.onnx import ExportError
+from kasf.export.artifact import ExportError
 from kasf.stream.runtime import StreamRuntime
 
 from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML

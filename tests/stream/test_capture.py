@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from kasf.stream.capture import KEYPOINT_COLUMNS, read_keypoints, read_poses, replay, write_keypoints, write_poses
+from kasf.stream.capture import KEYPOINT_COLUMNS, read_keypoints, read_poses, replay_frames, write_keypoints, write_poses
 from kasf.engines import load_engine
 from kasf.errors import InputError
 from kasf.stream.runtime import StreamRuntime
@@ -63,7 +63,7 @@ def test_replay_cli_writes_what_the_stream_returns_in_order(tiny_onnx, tmp_path)
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     with load_engine(tiny_onnx, threads=1) as engine:
-        expected = replay(StreamRuntime(engine, mode="centred", image_size=(1000, 800)), frames)
+        expected = replay_frames(StreamRuntime(engine, mode="centred", image_size=(1000, 800)), frames)
     write_poses(tmp_path / "expected.csv", expected)
     assert output.read_text() == (tmp_path / "expected.csv").read_text()
     poses = read_poses(output)

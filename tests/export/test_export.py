@@ -10,7 +10,8 @@ from kasf.errors import KasfError
 from kasf.export.fuse import (FP32_MODULES, BranchFusion, FusedAttention, FusedMlp, LimbContext, PackedLimbFus,
                               PositionalEmbedding, SimilarityGraphConv, SkeletonGraphConv, frame_order, fuse,
                               temporal_order)
-from kasf.export.onnx import ExportError, export_onnx, op_histogram, read_metadata
+from kasf.export.artifact import ExportError, read_metadata
+from kasf.export.onnx import export_onnx, op_histogram
 from kasf.model.layers import Attention, GraphConv, MixerBlock, split_heads
 from kasf.model.kasportsformer import KABlock, merge_branches
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kasf.model.checkpoint import build_from_checkpoint, save_checkpoint
-from kasf.cli.main import main
+from kasf.cli import main
 from kasf.engines import BACKENDS, backend_for, load_engine, recorded_model
 from kasf.engines.onnxruntime import OnnxRuntimeEngine
 from kasf.engines.tensorrt import (STRONGLY_TYPED, WEAK_FP16_FLAG, EngineCompatibilityError, build_engine,
@@ -16,7 +16,8 @@ from kasf.engines.tensorrt import (STRONGLY_TYPED, WEAK_FP16_FLAG, EngineCompati
 from kasf.engines.torch import TorchEngine
 from kasf.errors import InputError, KasfError
 from kasf.model.kasportsformer import KASportsFormer
-from kasf.verify import check_reference, reproduction_commands
+from kasf.engines.commands import reproduction_commands
+from kasf.verify import check_reference
 
 from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML
 

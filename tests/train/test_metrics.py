@@ -69,7 +69,7 @@ def test_action_balanced_mean_weighs_actions_not_clips():
 def test_evaluate_report(poses):
     noisy = poses.copy()
     noisy[..., 3, :] += (0.0, 0.0, 12.0)  # right ankle 12 mm off in every frame
-    report = metrics.evaluate(noisy, poses, ["a", "a", "b", "b"])
+    report = metrics.error_tables(noisy, poses, ["a", "a", "b", "b"])
     assert report["mpjpe"] == pytest.approx(12.0 / 17)
     assert report["per_joint"]["right_ankle"] == pytest.approx(12.0)
     assert report["lower_body"] == pytest.approx(12.0 / 6) and report["upper_body"] == 0.0

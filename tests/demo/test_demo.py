@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kasf.demo.run import STAGES
+from kasf.demo.stages import STAGES
 
 TINY = ["demo", "--preset", "tiny", "--minutes", "0.05", "--steps-per-epoch", "2", "--test-every", "8",
         "--parity-clips", "4", "--bench-duration", "0.05", "--bench-warmup", "0.01", "--bench-iterations", "2",

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from kasf.bench.run import (BenchSettings, EngineSpec, distinct_labels, format_table, latency_stats, parse_engine_spec,
+from kasf.bench import (BenchSettings, EngineSpec, distinct_labels, format_table, latency_stats, parse_engine_spec,
                         run_benchmark, run_interleaved, speedups, stability_warning, write_report)
 from kasf.model.checkpoint import build_from_checkpoint, read_checkpoint, save_checkpoint
 from kasf.model.config import PRESETS
@@ -195,7 +195,7 @@ def test_engines_take_turns_after_the_cpu_has_settled():
 
 
 def test_ort_profile_script_breaks_kernel_time_down_by_op(tiny_onnx):
-    script = Path(__file__).parent.parent / "benchmarks" / "ort_profile.py"
+    script = Path(__file__).parents[2] / "benchmarks" / "ort_profile.py"
     done = subprocess.run([sys.executable, str(script), str(tiny_onnx), "--runs", "3", "--threads", "1"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

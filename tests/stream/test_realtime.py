@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kasf.engines import load_engine
-from kasf.stream.realtime import back_and_forth, most_people, recorded_people, replay
+from kasf.stream.realtime import back_and_forth, most_people, recorded_people, replay_people
 
 
 def test_back_and_forth_turns_at_both_ends():
@@ -21,7 +21,7 @@ def test_a_short_replay_of_recorded_people_reports_latency(tiny_onnx):
     people, image_size = recorded_people(3)
     assert len(people) == 3 and image_size == (1920, 1080)
     assert all(p.shape[1:] == (17, 3) and (p[..., 2] == 1).all() for p in people)
-    report = replay(load_engine(tiny_onnx, threads=1), people, image_size, fps=30, seconds=0.3, mode="centred")
+    report = replay_people(load_engine(tiny_onnx, threads=1), people, image_size, fps=30, seconds=0.3, mode="centred")
     assert report["people"] == 3 and report["frames"] == 9
     assert report["processed"] + report["dropped"] == 9
     assert report["total_p50_ms"] <= report["total_p99_ms"]

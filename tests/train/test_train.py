@@ -12,7 +12,7 @@ import kasf
 from kasf.model.checkpoint import read_checkpoint_payload
 from kasf.data.splits import load_splits
 from kasf.errors import ConfigError
-from kasf.train.fit import TrainConfig, WarmupPlateau, fit
+from kasf.train.trainer import TrainConfig, WarmupPlateau, fit
 
 TRAIN = ["train", "--preset", "tiny", "--batch-size", "4", "--validation-fraction", "0.3", "--no-progress"]
 
@@ -104,7 +104,7 @@ def test_resume_with_different_settings_is_refused(source_pickle, tmp_path):
     result = _kasf(*common, "--resume", "--lr", "0.01")
     assert result.returncode == 1 and "lr: 0.0005 -> 0.01" in result.stderr
     with pytest.raises(ConfigError):
-        from kasf.train.fit import _check_resumable
+        from kasf.train.trainer import _check_resumable
         _check_resumable(TrainConfig().to_dict(), TrainConfig(seed=5), tmp_path)
 
 

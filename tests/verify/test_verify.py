@@ -174,7 +174,7 @@ def test_non_finite_poses_are_an_error_that_names_them(check):
 
 
 def test_floor_script_prints_the_spread_over_seeds():
-    script = Path(__file__).parent.parent / "benchmarks" / "parity_floor.py"
+    script = Path(__file__).parents[2] / "benchmarks" / "parity_floor.py"
     done = subprocess.run([sys.executable, str(script), "--checkpoint", str(AUTHORS_CHECKPOINT), "--config",
                            str(AUTHORS_YAML), "--precision", "fp32", "--seeds", "2", "--clips", "8", "--threads", "1"],
                           capture_output=True, text=True, timeout=300)

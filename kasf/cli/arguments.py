@@ -1,0 +1,118 @@
+"""Argument groups several commands share, each mirroring one library object: the engine options
+(read from the backend table), the parity budgets, the training and evaluation data."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..data.mocap import DEFAULT_CAMERAS
+from ..engines import BACKENDS, backend_for, load_engine
+from ..engines.base import Engine
+from ..errors import KasfError
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """The engine options of every command that opens a model file: each backend's command-line
+    options from its row of the table, one flag per name; a backend refuses the options it does not
+    take (load_engine says which it takes)."""
+    options = parser.add_argument_group("engine options")
+    options.add_argument("--backend", choices=sorted(BACKENDS), help="default: from the file's suffix")
+    by_name: dict[str, list] = {}
+    for backend in BACKENDS.values():
+        for option in backend.options:
+            if option.command_line:
+                by_name.setdefault(option.name, []).append((backend.name, option))
+    for name, takers in by_name.items():
+        flag = "--" + name.replace("_", "-")
+        helps: dict[str, list[str]] = {}
+        for backend, option in takers:
+            helps.setdefault(option.help, []).append(backend)
+        help_text = "; ".join(f"{', '.join(backends)}: {text}" for text, backends in helps.items())
+        first = takers[0][1]
+        if first.types[0] is bool:
+            options.add_argument(flag, action="store_true", default=None, help=help_text)
+            continue
+        choices = sorted({choice for _, option in takers for choice in option.choices}) or None
+        options.add_argument(flag, type=first.types[0], choices=choices, help=help_text)
+
+
+def engine_options(args: argparse.Namespace, backend: str) -> dict:
+    """The engine options given on a command line made by add_engine_arguments. --config also names
+    the reference checkpoint's YAML, so it goes only to a backend that takes it."""
+    chosen = BACKENDS[backend]
+    names = {option.name for row in BACKENDS.values() for option in row.options if option.command_line}
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if "config" in given and chosen.option("config") is None:
+        del given["config"]
+    return given
+
+
+def open_engine(args: argparse.Namespace, path_argument: str = "engine") -> Engine:
+    """The engine a command line names (its file, --backend and the engine options)."""
+    path = getattr(args, path_argument)
+    backend = backend_for(path, args.backend).name
+    return load_engine(path, backend, **engine_options(args, backend))
+
+
+def add_budget_argument(parser: argparse.ArgumentParser) -> None:
+    from ..verify import BUDGETS_MM
+
+    defaults = ", ".join(f"{p} {v:g}" for p, v in BUDGETS_MM.items())
+    parser.add_argument("--budget", nargs="+", default=[], metavar="[PRECISION=]MM",
+                        help="largest MPJPE / P-MPJPE difference from PyTorch FP32 an engine may cost, in mm: one "
+                             f"value for every precision, or PRECISION=MM each (defaults: {defaults})")
+
+
+def parse_budgets(values: list[str]) -> dict[str, float]:
+    """--budget 0.2 (every precision) or --budget fp16=0.2 int8=1 -> {precision: mm}."""
+    from ..verify import BUDGETS_MM
+
+    budgets: dict[str, float] = {}
+    for value in values:
+        precision, _, number = value.rpartition("=")
+        try:
+            mm = float(number)
+        except ValueError:
+            raise KasfError(f"--budget {value!r}: expected MM or PRECISION=MM with MM a number of millimetres") from None
+        if precision and precision not in BUDGETS_MM:
+            raise KasfError(f"--budget {value!r}: unknown precision {precision!r} (known: {', '.join(BUDGETS_MM)})")
+        if not mm >= 0:
+            raise KasfError(f"--budget {value!r}: a budget is a distance in mm, at least 0")
+        budgets.update({precision: mm} if precision else dict.fromkeys(BUDGETS_MM, mm))
+    return budgets
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default="mocap",
+                      help="'mocap' (the embedded motion capture, default) or an authors'-format pickle")
+    data.add_argument("--dataset", choices=["sportspose", "worldpose"],
+                      help="resolution table of a pickle (default: SportsPose if it has camera names)")
+    data.add_argument("--validation-fraction", type=float, default=0.1,
+                      help="share of a pickle's training sequences held out for validation (default 0.1)")
+    data.add_argument("--split-seed", type=int, default=0, help="seed of that hold-out (default 0)")
+    data.add_argument("--motion-dir", help="DeepMimic motion directory (default: the installed pybullet_data)")
+    data.add_argument("--cameras", type=int, default=DEFAULT_CAMERAS,
+                      help=f"virtual cameras per motion (mocap; default {DEFAULT_CAMERAS})")
+    data.add_argument("--noise-px", type=float, default=0.0,
+                      help="detector-like 2D noise in pixels (mocap; default 0: ground-truth 2D)")
+
+
+def main_process() -> bool:
+    """Rank 0 of a torchrun launch, or a plain process: the one that prints."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def load_splits(args: argparse.Namespace, n_frames: int):
+    """The train / validation / test clips a command line names, with the data's notes on stderr."""
+    from ..data.splits import load_splits as load
+
+    mocap = {"motion_dir": args.motion_dir, "cameras_per_motion": args.cameras, "noise_px": args.noise_px}
+    splits = load(args.data, args.dataset, n_frames, args.validation_fraction, args.split_seed,
+                  **(mocap if args.data == "mocap" else {}))
+    if main_process():
+        for note in splits.notes:
+            print(f"note: {note}", file=sys.stderr)
+    return splits
