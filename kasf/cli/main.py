@@ -29,7 +29,9 @@ EXAMPLES = """examples:
   kasf export-triton model_fp16.engine --repository triton_models --instances 2 --preferred-batch 8 16
   kasf bench --checkpoint runs/mocap/best.pt --batch 1 8 32 128 --threads 2
   kasf realtime --engine model_fp16.engine --fps 60 --mode centred --people 1 8 32
+  kasf realtime --engine model.onnx --lag 7 --stride 14 --people 30
   kasf replay model.pt2 --keypoints capture.csv --image-size 1920 1080 -o poses.csv
+  kasf latency-accuracy --engine model.onnx --settings 0:1 13:1 7:14 --plot latency.png
   kasf demo --quick --out runs/demo
 """
 
@@ -37,7 +39,7 @@ EXAMPLES = """examples:
 COMMANDS = {
     "info": "info", "convert": "convert", "train": "train", "export": "export", "export-triton": "export_triton",
     "eval": "evaluate", "build": "build", "parity": "parity", "bench": "bench", "realtime": "realtime",
-    "replay": "replay", "demo": "demo",
+    "replay": "replay", "latency-accuracy": "latency_accuracy", "demo": "demo",
 }
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..files import write_json
-from ..stream import MODES
 from ..stream.realtime import CRITERION, format_replays, measure_people
-from .arguments import add_engine_arguments, open_engine
+from .arguments import add_engine_arguments, add_stream_arguments, open_engine
 
 HELP = "how many tracked people the streaming runtime keeps up with"
 DESCRIPTION = ("Replay motion-capture people at a frame rate through the streaming runtime; report latency and "
@@ -19,12 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--people", type=int, nargs="+", default=[1, 4, 8],
                         help="people tracked at once, one replay each (default 1 4 8)")
     parser.add_argument("--fps", type=float, default=30.0, help="camera frame rate (default 30)")
-    parser.add_argument("--mode", choices=MODES, default="causal", help="latency mode (default causal)")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each replay (default 5)")
     parser.add_argument("--max-people", type=int, default=256,
                         help="upper end of the search for the most people sustainable (default 256)")
     parser.add_argument("--no-search", action="store_true", help="only replay the --people counts")
     parser.add_argument("--json", help="also write the reports as JSON here")
+    add_stream_arguments(parser)
     add_engine_arguments(parser)
 
 
@@ -32,15 +31,16 @@ def run(args: argparse.Namespace) -> int:
     """Replay each --people count, then search for the most people sustainable; print the tables."""
     with open_engine(args) as engine:
         result = measure_people(engine, args.people, args.fps, args.seconds, args.mode,
-                                None if args.no_search else args.max_people)
-        title = (f"{args.engine} ({engine.backend}, {engine.precision}), {args.mode} mode at {args.fps:g} fps, "
+                                None if args.no_search else args.max_people, args.lag, args.stride)
+        setting = f"lag {result['runs'][0]['lag']}, stride {args.stride}"
+        title = (f"{args.engine} ({engine.backend}, {engine.precision}), {setting} at {args.fps:g} fps, "
                  f"{args.seconds:g} s per replay; latency in ms")
     print(format_replays(result["runs"], title))
     if "search" in result:
         print()
         print(format_replays(result["search"], f"search for the most people ({CRITERION})"))
         limit_note = " (the search limit, --max-people)" if result["most_people"] == args.max_people else ""
-        print(f"\nmost people sustainable at {args.fps:g} fps ({args.mode}) on this machine: "
+        print(f"\nmost people sustainable at {args.fps:g} fps ({setting}) on this machine: "
               f"{result['most_people']}{limit_note}")
     if args.json:
         print(f"wrote {write_json(args.json, {'engine': str(args.engine), **result})}")

@@ -58,29 +58,40 @@ def back_and_forth(sequence: np.ndarray, frame: int) -> np.ndarray:
 
 
 def replay_people(engine: Engine, people: list[np.ndarray], image_size: tuple[float, float], fps: float,
-           seconds: float, mode: str = "causal") -> dict:
-    """Play the people's keypoints at `fps` for `seconds` through a fresh runtime; latency
-    percentiles (ms), frames processed and dropped, and whether it kept up."""
+                  seconds: float, mode: str = "causal", lag: int | None = None, stride: int = 1) -> dict:
+    """Play the people's keypoints at `fps` for `seconds` through a fresh runtime; per-frame latency
+    percentiles (ms), frames processed and dropped, whether it kept up, engine windows per returned
+    pose, and each returned pose's latency from its keypoints' arrival, in frames and ms (the poses
+    the final close flushes left out)."""
     if fps <= 0 or seconds <= 0:
         raise KasfError(f"fps and seconds must be positive, got {fps} and {seconds}")
-    runtime = StreamRuntime(engine, mode=mode, image_size=image_size)
-    engine.warmup(batch=len(people))
+    runtime = StreamRuntime(engine, mode=mode, image_size=image_size, lag=lag, stride=stride)
+    engine.warmup(batch=max(1, -(-len(people) // stride)))
     budget, frames = 1.0 / fps, max(1, round(seconds * fps))
     dropped, frame, start = 0, 0, time.perf_counter()
+    camera_frames, waits = [], []     # per runtime frame: its camera frame; per returned pose: (frames, seconds)
     while frame < frames:
         wait = start + frame * budget - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
-        runtime.process({person: back_and_forth(sequence, frame) for person, sequence in enumerate(people)})
-        newest = min(frames, int((time.perf_counter() - start) * fps))   # the newest frame arrived by now
+        camera_frames.append(frame)
+        results = runtime.process({person: back_and_forth(sequence, frame) for person, sequence in enumerate(people)})
+        returned = time.perf_counter() - start
+        waits += [(frame - camera_frames[r.frame], returned - camera_frames[r.frame] * budget) for r in results]
+        newest = min(frames, int(returned * fps))   # the newest frame arrived by now
         following = max(frame + 1, newest)
         dropped += following - frame - 1
         frame = following
-    runtime.close_all()
+    poses = len(waits) + len(runtime.close_all())
     summary = runtime.latency.summary()
     keeps_up = summary["total_p99_ms"] <= 1e3 * budget and dropped <= MAX_DROPPED_SHARE * frames
-    return {"people": len(people), "fps": fps, "mode": mode, "frames": frames, "processed": summary.pop("frames"),
-            "dropped": dropped, **summary, "keeps_up": bool(keeps_up)}
+    delay_frames, delay_s = np.asarray(waits or [(np.nan, np.nan)], dtype=np.float64).T
+    return {"people": len(people), "fps": fps, "mode": mode, "lag": runtime.lag, "stride": runtime.stride,
+            "frames": frames, "processed": summary.pop("frames"), "dropped": dropped, **summary,
+            "windows_per_pose": runtime.windows / poses if poses else float("nan"),
+            "pose_latency_frames_mean": float(delay_frames.mean()), "pose_latency_frames_max": float(delay_frames.max()),
+            "pose_latency_ms_mean": 1e3 * float(delay_s.mean()), "pose_latency_ms_max": 1e3 * float(delay_s.max()),
+            "keeps_up": bool(keeps_up)}
 
 
 def most_people(run: Callable[[int], dict], limit: int) -> tuple[int, list[dict]]:
@@ -105,22 +116,25 @@ def most_people(run: Callable[[int], dict], limit: int) -> tuple[int, list[dict]
 
 
 def format_replays(reports: list[dict], title: str = "") -> str:
-    headers = ["people", "fps", "mode", "frames", "dropped", "engine p50", "engine p99",
-               "total p50", "total p90", "total p99", "budget", "keeps up"]
-    rows = [[r["people"], r["fps"], r["mode"], r["frames"], r["dropped"], r["engine_p50_ms"], r["engine_p99_ms"],
-             r["total_p50_ms"], r["total_p90_ms"], r["total_p99_ms"], 1e3 / r["fps"], "yes" if r["keeps_up"] else "no"]
+    headers = ["people", "fps", "lag", "stride", "frames", "dropped", "engine p50", "engine p99", "total p50",
+               "total p90", "total p99", "budget", "windows/pose", "pose latency frames mean/max",
+               "pose latency ms mean/max", "keeps up"]
+    rows = [[r["people"], r["fps"], r["lag"], r["stride"], r["frames"], r["dropped"], r["engine_p50_ms"],
+             r["engine_p99_ms"], r["total_p50_ms"], r["total_p90_ms"], r["total_p99_ms"], 1e3 / r["fps"],
+             r["windows_per_pose"], f"{r['pose_latency_frames_mean']:.1f} / {r['pose_latency_frames_max']:.0f}",
+             f"{r['pose_latency_ms_mean']:.0f} / {r['pose_latency_ms_max']:.0f}", "yes" if r["keeps_up"] else "no"]
             for r in reports]
     return render_table(headers, rows, title=title)
 
 
 def measure_people(engine: Engine, counts: list[int], fps: float, seconds: float, mode: str = "causal",
-                   max_people: int | None = None) -> dict:
+                   max_people: int | None = None, lag: int | None = None, stride: int = 1) -> dict:
     """Replay each of `counts` people; with max_people, also search for the most people sustainable
     up to it. The report `kasf realtime` prints and writes."""
     people, image_size = recorded_people(max([max_people or 0, *counts]))
 
     def run(count: int) -> dict:
-        return replay_people(engine, people[:count], image_size, fps, seconds, mode)
+        return replay_people(engine, people[:count], image_size, fps, seconds, mode, lag, stride)
 
     result = {"engine_metadata": engine.metadata(), "criterion": CRITERION, "runs": [run(count) for count in counts]}
     if max_people is not None:

@@ -1,12 +1,21 @@
 """Streaming 2D-to-3D lifting for capture apps: per-frame keypoints of any number of tracked
 people in, each person's 3D pose out, with every track's window batched into one engine call.
 
-Each track keeps a sliding window of the engine's n_frames (27) frames:
+Each track keeps a sliding window of the engine's n_frames (27) frames, and two settings say which
+of a window's poses come back:
 
-- "causal" mode lifts the newest frame of the window: no delay.
-- "centred" mode lifts the window's middle frame (n_frames // 2 = 13 frames of delay), the way the
-  model was trained and evaluated: the pose of a track's frame f comes back when its frame f + 13
-  arrives, and closing the track flushes the frames still pending.
+- lag: how many frames the newest pose a call returns lies behind the track's newest keypoints;
+- stride: how many poses one engine window returns. Every `stride` frames of a track its window
+  goes through the engine and the poses at window positions n-1-lag-stride+1 .. n-1-lag come back
+  (lag + stride <= n_frames). A pose's latency is lag to lag + stride - 1 frames.
+
+The named modes are presets of these: "causal" is lag 0, stride 1 (the newest frame, no delay),
+"centred" lag n_frames // 2 = 13, stride 1 (the window's middle frame, as the model was trained
+and evaluated). Tracks are staggered: a track's windows fall on the frames where
+(track frame + 1 - lag + phase) is a multiple of stride, its phase taken from its own id (the id
+itself for integers), so N tracks put about N / stride windows, not N, on each frame, and what a
+track gets never depends on the other tracks. A track's first window returns its frames from 0.
+Closing a track flushes its pending poses, from windows past its end.
 
 Padding: a window reaching before a track's first frame repeats that first frame (the start of
 every track), one reaching past its last frame repeats the last frame (flushing at close).
@@ -25,6 +34,7 @@ InputError, as a tracker that reuses ids would otherwise join two people into on
 from __future__ import annotations
 
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass
 from typing import Hashable, Mapping, Sequence
@@ -37,6 +47,31 @@ from ..model.normalization import normalize_screen
 from ..model.skeleton import JOINT_NAMES, NUM_JOINTS, ROOT
 
 MODES = ("causal", "centred")
+
+
+def mode_lag(mode: str, n_frames: int) -> int:
+    """The lag a named mode stands for (both return one pose per window)."""
+    if mode not in MODES:
+        raise KasfError(f"unknown mode {mode!r}: choose {' or '.join(MODES)}")
+    return 0 if mode == "causal" else n_frames // 2
+
+
+def check_lag_stride(lag: int, stride: int, n_frames: int) -> None:
+    """Refuse settings no window can serve, naming the limit."""
+    for name, value, least in (("lag", lag, 0), ("stride", stride, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise KasfError(f"{name} must be an integer of at least {least}, got {value!r}")
+    if lag + stride > n_frames:
+        raise KasfError(f"lag {lag} + stride {stride} = {lag + stride} is more than the engine's window of "
+                        f"{n_frames} frames: the poses a window returns must lie in it (lag + stride <= {n_frames})")
+
+
+def track_phase(track_id: Hashable, stride: int) -> int:
+    """Where a track's windows fall among the stride's frames: its integer id modulo stride (the C++
+    runtime's rule), or a stable hash of any other id; never the other tracks."""
+    if isinstance(track_id, (int, np.integer)) and not isinstance(track_id, bool):
+        return int(track_id) % stride
+    return zlib.crc32(repr(track_id).encode("utf-8")) % stride
 
 
 @dataclass(frozen=True)
@@ -76,7 +111,8 @@ class LatencyLog:
 class _Track:
     """A person's last n_frames filled, normalised frames and what missing joints fall back to."""
 
-    def __init__(self, n_frames: int):
+    def __init__(self, n_frames: int, phase: int):
+        self.phase = phase
         self.frames: deque[np.ndarray] = deque(maxlen=n_frames)
         self.runtime_frames: deque[int] = deque(maxlen=n_frames)
         self.count = 0                                   # frames pushed so far
@@ -103,12 +139,12 @@ class _Track:
         self.count += 1
         self.last_push = runtime_frame
 
-    def window(self, frame: int, position: int) -> np.ndarray:
-        """The n_frames window with track frame `frame` at index `position`, padded by repeating
-        the first and last frames; it must lie within the frames kept."""
+    def window(self, newest: int) -> np.ndarray:
+        """The n_frames window ending at track frame `newest`, padded by repeating the first and
+        last frames; it must lie within the frames kept."""
         n_frames = self.frames.maxlen
         first_kept = self.count - len(self.frames)
-        wanted = np.clip(np.arange(frame - position, frame - position + n_frames), 0, self.count - 1)
+        wanted = np.clip(np.arange(newest - n_frames + 1, newest + 1), 0, self.count - 1)
         return np.stack([self.frames[i - first_kept] for i in wanted])
 
     def runtime_frame(self, frame: int) -> int:
@@ -119,13 +155,14 @@ class StreamRuntime:
     """Lifts per-frame 2D keypoints of tracked people to 3D poses with any kasf Engine.
 
     image_size=(width, height): keypoints come in pixels of that image and are normalised the
-    way the model was trained (kasf.normalization); normalized=True: they already are.
+    way the model was trained (kasf.normalization); normalized=True: they already are. lag and
+    stride (see the module's docstring) default to the mode's: lag 0 (causal) or 13 (centred),
+    stride 1.
     """
 
     def __init__(self, engine: Engine, mode: str = "causal", image_size: Sequence[float] | None = None,
-                 normalized: bool = False, close_after: int | None = None):
-        if mode not in MODES:
-            raise KasfError(f"unknown mode {mode!r}: choose {' or '.join(MODES)}")
+                 normalized: bool = False, close_after: int | None = None, lag: int | None = None,
+                 stride: int = 1):
         if (image_size is None) == (not normalized):
             raise KasfError("say what the keypoints are: image_size=(width, height) for pixels, or "
                             "normalized=True for keypoints already in normalised screen units (not both)")
@@ -133,12 +170,14 @@ class StreamRuntime:
             raise KasfError(f"image_size must be (width, height) in pixels, both positive, got {image_size}")
         if close_after is not None and close_after < 1:
             raise KasfError(f"close_after must be a positive number of frames, got {close_after}")
-        self.engine, self.mode, self.close_after = engine, mode, close_after
-        self.image_size = None if image_size is None else tuple(float(v) for v in image_size)
         self.n_frames = engine.n_frames
-        self.position = self.n_frames - 1 if mode == "causal" else self.n_frames // 2
-        self.delay = self.n_frames - 1 - self.position
+        self.lag = mode_lag(mode, self.n_frames) if lag is None else lag
+        check_lag_stride(self.lag, stride, self.n_frames)
+        self.engine, self.mode, self.close_after, self.stride = engine, mode, close_after, int(stride)
+        self.lag = int(self.lag)
+        self.image_size = None if image_size is None else tuple(float(v) for v in image_size)
         self.frame = 0
+        self.windows = 0                              # engine windows run so far
         self.latency = LatencyLog()
         self._tracks: dict[Hashable, _Track] = {}
         self._closed: dict[Hashable, int] = {}       # track id -> runtime frame it was closed at
@@ -151,9 +190,9 @@ class StreamRuntime:
     def process(self, keypoints: Mapping[Hashable, np.ndarray]) -> list[PoseResult]:
         """One frame: {track id: keypoints [17, 3] (x, y, confidence in [0, 1])} for the people seen
         in it. Returns the poses that became ready: first the pending frames of tracks close_after
-        closed (centred mode), then one per track given, in the order given: its newest frame in
-        causal mode, its frame `delay` frames back in centred mode (none while the track is younger).
-        All their windows go through one engine call (several, of the engine's max_batch, when more)."""
+        closed, then, for each track given whose window falls on this frame, in the order given,
+        its frames up to `lag` frames back (none while the track is younger). All their windows go
+        through one engine call (several, of the engine's max_batch, when more)."""
         start = time.perf_counter()
         if not isinstance(keypoints, Mapping):
             raise InputError(f"frame {self.frame}: give keypoints as {{track id: array [17, 3]}}, "
@@ -161,19 +200,19 @@ class StreamRuntime:
         checked = {track_id: self._check(track_id, values) for track_id, values in keypoints.items()}
         requests = self._close_idle(set(checked))
         for track_id, values in checked.items():
-            track = self._tracks.setdefault(track_id, _Track(self.n_frames))
+            track = self._tracks.get(track_id)
+            if track is None:
+                track = self._tracks[track_id] = _Track(self.n_frames, track_phase(track_id, self.stride))
             track.push(values, self.frame)
-            ready = track.count - 1 - self.delay
-            if ready >= 0:
-                requests.append((track_id, track, ready))
-                track.emitted = ready + 1
+            if self._due(track, track.count - 1):
+                requests.append(self._request(track_id, track, track.count - 1))
         results, engine_s = self._lift(requests)
         self.frame += 1
         self.latency.record(engine_s, time.perf_counter() - start)
         return results
 
     def close(self, track_id: Hashable) -> list[PoseResult]:
-        """End a track; in centred mode returns the poses of its frames still pending (padded at the end)."""
+        """End a track; returns the poses of its frames still pending (from windows padded at the end)."""
         if track_id not in self._tracks:
             state = "was already closed" if track_id in self._closed else "was never opened"
             raise KasfError(f"cannot close track {track_id!r}: it {state}")
@@ -184,29 +223,46 @@ class StreamRuntime:
         requests = [request for track_id in list(self._tracks) for request in self._end(track_id)]
         return self._lift(requests)[0]
 
-    def _end(self, track_id: Hashable) -> list[tuple[Hashable, _Track, int]]:
+    def _due(self, track: _Track, newest: int) -> bool:
+        """Whether the track's window ending at track frame `newest` goes through the engine."""
+        return newest >= self.lag and (newest + 1 - self.lag + track.phase) % self.stride == 0
+
+    def _request(self, track_id: Hashable, track: _Track, newest: int) -> tuple:
+        """The window ending at `newest`, returning the track's frames from the first not yet returned."""
+        frames = range(track.emitted, min(newest - self.lag, track.count - 1) + 1)
+        track.emitted = frames.stop
+        return track_id, track, newest, frames
+
+    def _end(self, track_id: Hashable) -> list[tuple]:
+        """Close the track; the windows past its end (its last frame repeated) that return its pending frames."""
         track = self._tracks.pop(track_id)
         self._closed[track_id] = self.frame
-        return [(track_id, track, frame) for frame in range(track.emitted, track.count)]
+        requests, newest = [], max(track.count, self.lag)     # a window at count - 1 was due in process()
+        while track.emitted < track.count:
+            if self._due(track, newest):
+                requests.append(self._request(track_id, track, newest))
+            newest += 1
+        return requests
 
-    def _close_idle(self, pushed: set) -> list[tuple[Hashable, _Track, int]]:
+    def _close_idle(self, pushed: set) -> list[tuple]:
         if self.close_after is None:
             return []
         idle = [track_id for track_id, track in self._tracks.items()
                 if track_id not in pushed and self.frame - track.last_push >= self.close_after]
         return [request for track_id in idle for request in self._end(track_id)]
 
-    def _lift(self, requests: list[tuple[Hashable, _Track, int]]) -> tuple[list[PoseResult], float | None]:
+    def _lift(self, requests: list[tuple]) -> tuple[list[PoseResult], float | None]:
         if not requests:
             return [], None
-        windows = np.stack([track.window(frame, self.position) for _, track, frame in requests])
+        windows = np.stack([track.window(newest) for _, track, newest, _ in requests])
         chunk = self.engine.max_batch or len(windows)
         start = time.perf_counter()
-        poses = np.concatenate([self.engine.infer(windows[i:i + chunk])[:, self.position]
-                                for i in range(0, len(windows), chunk)])
+        poses = np.concatenate([self.engine.infer(windows[i:i + chunk]) for i in range(0, len(windows), chunk)])
         engine_s = time.perf_counter() - start
-        results = [PoseResult(track_id, track.runtime_frame(frame), frame, pose)
-                   for (track_id, track, frame), pose in zip(requests, poses)]
+        self.windows += len(windows)
+        first = self.n_frames - 1
+        results = [PoseResult(track_id, track.runtime_frame(frame), frame, pose[frame - newest + first])
+                   for (track_id, track, newest, frames), pose in zip(requests, poses) for frame in frames]
         return results, engine_s
 
     def _check(self, track_id: Hashable, keypoints) -> np.ndarray:

@@ -122,11 +122,24 @@ def test_realtime():
     args = parse("realtime", "--engine", "m.onnx", "--people", "1", "32", "--fps", "60", "--mode", "centred")
     assert (args.people, args.fps, args.mode, args.seconds, args.max_people, args.no_search) == (
         [1, 32], 60.0, "centred", 5.0, 256, False)
+    assert (args.lag, args.stride) == (None, 1)
+    args = parse("realtime", "--engine", "m.onnx", "--lag", "7", "--stride", "14")
+    assert (args.mode, args.lag, args.stride) == ("causal", 7, 14)
+
+
+def test_latency_accuracy(capsys):
+    args = parse("latency-accuracy", "--engine", "m.onnx", "--settings", "0:1", "7:14", "--people")
+    assert (args.settings, args.people, args.fps, args.sequences) == (["0:1", "7:14"], True, 30.0, None)
+    assert len(parse("latency-accuracy", "--engine", "m.onnx").settings) >= 8
+    assert "--engine" in refused("latency-accuracy", capsys=capsys)
 
 
 def test_replay(capsys):
     args = parse("replay", "m.pt2", "--keypoints", "k.csv", "-o", "p.csv", "--image-size", "1920", "1080")
     assert (args.engine, args.mode, args.image_size, args.close_after) == ("m.pt2", "causal", [1920.0, 1080.0], None)
+    assert parse("replay", "m.pt2", "--keypoints", "k.csv", "-o", "p.csv", "--stride", "9").stride == 9
+    assert "invalid int" in refused("replay", "m.pt2", "--keypoints", "k.csv", "-o", "p.csv", "--lag", "x",
+                                    capsys=capsys)
     assert "invalid choice" in refused("replay", "m.pt2", "--keypoints", "k.csv", "-o", "p.csv", "--mode", "late",
                                        capsys=capsys)
 

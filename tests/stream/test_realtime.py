@@ -25,3 +25,18 @@ def test_a_short_replay_of_recorded_people_reports_latency(tiny_onnx):
     assert report["people"] == 3 and report["frames"] == 9
     assert report["processed"] + report["dropped"] == 9
     assert report["total_p50_ms"] <= report["total_p99_ms"]
+
+
+def test_a_strided_replay_reports_windows_per_pose_and_pose_latency(tiny_onnx):
+    people, image_size = recorded_people(4)
+    engine = load_engine(tiny_onnx, threads=1)
+    report = replay_people(engine, people, image_size, fps=30, seconds=1.0, lag=2, stride=5)
+    assert (report["lag"], report["stride"]) == (2, 5)
+    # 4 tracks of stride 5, 30 frames: about one window per 5 poses (the flush at the end adds some)
+    assert 0.15 < report["windows_per_pose"] < 0.4
+    # a pose comes back lag to lag + stride - 1 camera frames after its keypoints (more if frames were dropped)
+    assert 2 <= report["pose_latency_frames_mean"] <= report["pose_latency_frames_max"]
+    assert report["pose_latency_frames_max"] >= 6 or report["dropped"]
+    assert report["pose_latency_ms_mean"] >= 2 / 30 * 1e3
+    causal = replay_people(engine, people, image_size, fps=30, seconds=0.5)
+    assert causal["windows_per_pose"] == 1 and causal["pose_latency_frames_max"] == 0 or causal["dropped"]

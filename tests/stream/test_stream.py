@@ -88,11 +88,11 @@ def test_a_track_shorter_than_the_delay_is_all_flushed_at_close(torch_engine):
     np.testing.assert_allclose(np.stack([r.pose for r in flushed]), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", ["causal", "centred"])
-def test_a_persons_poses_do_not_depend_on_the_other_people_in_the_call(engine, mode):
+@pytest.mark.parametrize("lag, stride", [(0, 1), (CENTRE, 1), (4, 7), (0, 27)])
+def test_a_persons_poses_do_not_depend_on_the_other_people_in_the_call(engine, lag, stride):
     people = {name: sequence(16, seed=10 + i) for i, name in enumerate("abcd")}
-    alone = StreamRuntime(engine, mode=mode, normalized=True)
-    crowd = StreamRuntime(engine, mode=mode, normalized=True)
+    alone = StreamRuntime(engine, lag=lag, stride=stride, normalized=True)
+    crowd = StreamRuntime(engine, lag=lag, stride=stride, normalized=True)
     poses_alone, poses_crowd = [], []
     for j in range(16):
         poses_alone += alone.process({"a": people["a"][j]})
@@ -220,6 +220,12 @@ def test_latency_summary_counts_frames_and_engine_calls(torch_engine):
     ({"image_size": (640, 480), "normalized": True}, "not both"),
     ({"image_size": (640, 0)}, "both positive"),
     ({"normalized": True, "close_after": 0}, "close_after must be a positive"),
+    ({"normalized": True, "lag": -1}, "lag must be an integer of at least 0, got -1"),
+    ({"normalized": True, "stride": 0}, "stride must be an integer of at least 1, got 0"),
+    ({"normalized": True, "stride": 2.5}, "stride must be an integer"),
+    ({"normalized": True, "lag": 20, "stride": 8}, r"lag 20 \+ stride 8 = 28 is more than the engine's window of 27 "
+                                                   r"frames.*lag \+ stride <= 27"),
+    ({"normalized": True, "mode": "centred", "stride": 15}, r"lag 13 \+ stride 15 = 28"),
 ])
 def test_runtime_options_are_checked(torch_engine, options, message):
     with pytest.raises(KasfError, match=message):
@@ -250,10 +256,12 @@ def fuzz_keypoints(seed: int, kind: str):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(operations=OPERATIONS, mode=st.sampled_from(["causal", "centred"]), close_after=st.sampled_from([None, 1, 3]))
+@given(operations=OPERATIONS, mode=st.sampled_from(["causal", "centred"]), close_after=st.sampled_from([None, 1, 3]),
+       stride=st.sampled_from([1, 1, 3, 14]), lag=st.sampled_from([None, 0, 5, 13]))
 def test_random_pushes_closes_and_closed_tracks_raise_nothing_but_kasf_errors(onnx_engine, operations, mode,
-                                                                                close_after):
-    runtime = StreamRuntime(onnx_engine, mode=mode, normalized=True, close_after=close_after)
+                                                                                close_after, stride, lag):
+    runtime = StreamRuntime(onnx_engine, mode=mode, normalized=True, close_after=close_after, lag=lag, stride=stride)
+    returned: dict = {}
     for operation, argument in operations:
         try:
             if operation == "push":
@@ -266,5 +274,56 @@ def test_random_pushes_closes_and_closed_tracks_raise_nothing_but_kasf_errors(on
             continue
         for result in results:
             assert result.pose.shape == (17, 3) and np.isfinite(result.pose).all()
-        if operation == "push" and mode == "causal":
+            # every track's frames come back once each, in order
+            assert result.track_frame == returned.get(result.track_id, -1) + 1
+            returned[result.track_id] = result.track_frame
+        if operation == "push" and runtime.lag == 0 and stride == 1:
             assert {r.track_id for r in results} == set(argument)
+
+
+def window_end(frame: int, lag: int, stride: int, phase: int) -> int:
+    """The newest track frame of the window that returns `frame`: the first window of the track
+    (due where newest + 1 - lag + phase is a multiple of stride) at least lag frames past it."""
+    newest = frame + lag
+    while (newest + 1 - lag + phase) % stride:
+        newest += 1
+    return newest
+
+
+@pytest.mark.parametrize("lag, stride", [(0, 1), (CENTRE, 1), (0, 27), (7, 14), (3, 5), (26, 1), (10, 17), (0, 9)])
+def test_every_lag_and_stride_returns_the_model_on_the_windows_by_hand(onnx_engine, lag, stride):
+    frames = 40
+    people = {track: sequence(frames, seed=20 + track) for track in range(3)}    # phases 0, 1, 2
+    runtime = StreamRuntime(onnx_engine, lag=lag, stride=stride, normalized=True)
+    returned = []
+    for j in range(frames):
+        returned += [(j, r) for r in runtime.process({track: seq[j] for track, seq in people.items()})]
+    returned += [(frames, r) for r in runtime.close_all()]
+    for track, seq in people.items():
+        mine = [(call, r) for call, r in returned if r.track_id == track]
+        assert [r.track_frame for _, r in mine] == list(range(frames))
+        ends = [window_end(r.track_frame, lag, stride, track % stride) for _, r in mine]
+        assert [call for call, _ in mine] == [min(end, frames) for end in ends]    # past the end: at close
+        windows = np.stack([padded(seq, end - T + 1, end + 1) for end in ends])
+        positions = [r.track_frame - end + T - 1 for (_, r), end in zip(mine, ends)]
+        expected = onnx_engine.infer(windows)[np.arange(frames), positions]
+        np.testing.assert_allclose(np.stack([r.pose for _, r in mine]), expected, atol=1e-5)
+
+
+def test_tracks_are_staggered_over_the_stride(onnx_engine):
+    """27 tracks of stride 27 put one window on each frame, not 27 on one."""
+    runtime = StreamRuntime(onnx_engine, lag=0, stride=T, normalized=True)
+    seq = sequence(2 * T, seed=30)
+    per_frame = []
+    for j in range(2 * T):
+        before = runtime.windows
+        runtime.process({track: seq[j] for track in range(T)})
+        per_frame.append(runtime.windows - before)
+    assert per_frame == [1] * (2 * T)
+
+
+def test_string_ids_take_a_stable_phase():
+    from kasf.stream.runtime import track_phase
+
+    assert track_phase("left wing", 14) == track_phase("left wing", 14) == 0 != track_phase("right wing", 14)
+    assert [track_phase(i, 5) for i in range(7)] == [0, 1, 2, 3, 4, 0, 1]
