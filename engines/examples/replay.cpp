@@ -2,7 +2,7 @@
 // a camera. Reads a kasf keypoint CSV (kasf.capture), pushes each frame's people, processes the
 // frame, closes every track at the end and writes the poses CSV, as `kasf replay` does.
 //
-//   kasf_replay ENGINE KEYPOINTS.csv POSES.csv [--mode causal|centred] [--image-size W H]
+//   kasf_replay ENGINE KEYPOINTS.csv POSES.csv [--mode causal|centred] [--lag N] [--stride N] [--image-size W H]
 //               [--close-after N] [--threads N] [--backend NAME]
 #include <cstdio>
 #include <cstdlib>
@@ -25,8 +25,8 @@ struct Row {
 
 [[noreturn]] void usage(const std::string& problem) {
   std::cerr << "kasf_replay: " << problem << "\n"
-            << "usage: kasf_replay ENGINE KEYPOINTS.csv POSES.csv [--mode causal|centred] [--image-size W H]\n"
-            << "                   [--close-after N] [--threads N] [--backend NAME]\n";
+            << "usage: kasf_replay ENGINE KEYPOINTS.csv POSES.csv [--mode causal|centred] [--lag N] [--stride N]\n"
+            << "                   [--image-size W H] [--close-after N] [--threads N] [--backend NAME]\n";
   std::exit(2);
 }
 
@@ -99,6 +99,10 @@ int main(int argc, char** argv) {
         const std::string mode = value();
         if (mode != "causal" && mode != "centred") usage("--mode is causal or centred");
         options.mode = mode == "causal" ? KASF_CAUSAL : KASF_CENTRED;
+      } else if (flag == "--lag") {
+        options.lag = std::stoi(value());
+      } else if (flag == "--stride") {
+        options.stride = std::stoi(value());
       } else if (flag == "--image-size") {
         options.image_width = std::stof(value());
         options.image_height = std::stof(value());

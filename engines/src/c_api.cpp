@@ -78,6 +78,8 @@ kasf_options kasf_default_options(void) {
   options.threads = 0;
   options.device = 0;
   options.backend = nullptr;
+  options.lag = -1;
+  options.stride = 1;
   return options;
 }
 
@@ -99,6 +101,8 @@ kasf_status kasf_create(const char* engine_path, const kasf_options* options, ka
     stream_options.image_width = chosen.image_width;
     stream_options.image_height = chosen.image_height;
     stream_options.close_after = chosen.close_after;
+    stream_options.lag = chosen.lag;
+    stream_options.stride = chosen.stride;
     auto backend = kasf::open_backend(engine_path, chosen.backend != nullptr ? chosen.backend : "", backend_options);
     auto created = std::make_unique<kasf_runtime>();
     created->backend_name = backend->name();
@@ -132,8 +136,10 @@ kasf_status kasf_get_pose(const kasf_runtime* runtime, int64_t track_id, kasf_po
       return KASF_OK;
     }
   }
-  return fail(KASF_NOT_READY, "track " + std::to_string(track_id) + " has no pose from the last call (in centred "
-                                                                    "mode a track's first poses come 13 frames late)");
+  const int lag = runtime->stream->lag(), latest = lag + runtime->stream->stride() - 1;
+  const std::string late = std::to_string(lag) + (latest == lag ? "" : " to " + std::to_string(latest));
+  return fail(KASF_NOT_READY, "track " + std::to_string(track_id) + " has no pose from the last call (this runtime "
+                                  "returns a track's poses " + late + " frames late)");
 }
 
 kasf_status kasf_get_result(const kasf_runtime* runtime, int index, kasf_pose* pose) {

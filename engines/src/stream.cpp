@@ -72,9 +72,9 @@ void Track::push(const Joints& keypoints, int64_t runtime_frame) {
   last_push = runtime_frame;
 }
 
-void Track::window(int64_t frame, int position, float* out) const {
+void Track::window(int64_t newest, float* out) const {
   for (int i = 0; i < n_frames_; ++i) {
-    const int64_t wanted = std::clamp<int64_t>(frame - position + i, 0, count - 1);
+    const int64_t wanted = std::clamp<int64_t>(newest - n_frames_ + 1 + i, 0, count - 1);
     const Joints& joints = frames_[wanted - first_kept()];
     std::copy(joints.begin(), joints.end(), out + static_cast<size_t>(i) * joints.size());
   }
@@ -93,8 +93,33 @@ StreamRuntime::StreamRuntime(std::unique_ptr<Backend> backend, const StreamOptio
     throw Error(Status::InvalidArgument, "close_after must be a positive number of frames (0: never), got " +
                                              std::to_string(options.close_after));
   }
-  position_ = options.mode == Mode::Causal ? n_frames_ - 1 : n_frames_ / 2;
-  delay_ = n_frames_ - 1 - position_;
+  if (options.lag < -1) {
+    throw Error(Status::InvalidArgument, "lag must be at least 0 (-1: the mode's), got " + std::to_string(options.lag));
+  }
+  if (options.stride < 1) {
+    throw Error(Status::InvalidArgument, "stride must be at least 1, got " + std::to_string(options.stride));
+  }
+  lag_ = options.lag >= 0 ? options.lag : (options.mode == Mode::Causal ? 0 : n_frames_ / 2);
+  stride_ = options.stride;
+  if (lag_ + stride_ > n_frames_) {
+    const std::string n = std::to_string(n_frames_);
+    throw Error(Status::InvalidArgument, "lag " + std::to_string(lag_) + " + stride " + std::to_string(stride_) +
+                                             " = " + std::to_string(lag_ + stride_) +
+                                             " is more than the engine's window of " + n +
+                                             " frames: the poses a window returns must lie in it (lag + stride <= " +
+                                             n + ")");
+  }
+}
+
+bool StreamRuntime::due(const Track& track, int64_t newest) const {
+  return newest >= lag_ && (newest + 1 - lag_ + track.phase) % stride_ == 0;
+}
+
+StreamRuntime::Request StreamRuntime::request(int64_t track_id, const std::shared_ptr<Track>& track,
+                                              int64_t newest) const {
+  Request made{track_id, track, newest, track->emitted, std::min(newest - lag_, track->count - 1)};
+  track->emitted = made.last + 1;
+  return made;
 }
 
 Joints StreamRuntime::check(int64_t track_id, const float* keypoints, int num_joints) const {
@@ -150,16 +175,14 @@ const std::vector<PoseResult>& StreamRuntime::process() {
   for (const auto& [track_id, keypoints] : staged_) {
     auto [entry, opened] = tracks_.try_emplace(track_id, nullptr);
     if (opened) {
-      entry->second = std::make_shared<Track>(n_frames_);
+      // The track's phase: its id modulo stride, never negative (Python's int % stride).
+      const int phase = static_cast<int>(((track_id % stride_) + stride_) % stride_);
+      entry->second = std::make_shared<Track>(n_frames_, phase);
       order_.push_back(track_id);
     }
     Track& track = *entry->second;
     track.push(keypoints, frame_);
-    const int64_t ready = track.count - 1 - delay_;
-    if (ready >= 0) {
-      requests.push_back({track_id, entry->second, ready});
-      track.emitted = ready + 1;
-    }
+    if (due(track, track.count - 1)) requests.push_back(request(track_id, entry->second, track.count - 1));
   }
   staged_.clear();
   ++frame_;
@@ -190,8 +213,12 @@ std::vector<StreamRuntime::Request> StreamRuntime::end(int64_t track_id) {
   tracks_.erase(entry);
   order_.erase(std::find(order_.begin(), order_.end(), track_id));
   closed_[track_id] = frame_;
+  // The windows past the track's end (its last frame repeated) that return its pending frames; a
+  // window ending at count - 1 was due in process() already.
   std::vector<Request> requests;
-  for (int64_t frame = track->emitted; frame < track->count; ++frame) requests.push_back({track_id, track, frame});
+  for (int64_t newest = std::max<int64_t>(track->count, lag_); track->emitted < track->count; ++newest) {
+    if (due(*track, newest)) requests.push_back(request(track_id, track, newest));
+  }
   return requests;
 }
 
@@ -220,15 +247,19 @@ const std::vector<PoseResult>& StreamRuntime::lift(const std::vector<Request>& r
     poses_.resize(batch * window_size);
     for (size_t i = 0; i < batch; ++i) {
       const Request& request = requests[start + i];
-      request.track->window(request.frame, position_, windows_.data() + i * window_size);
+      request.track->window(request.newest, windows_.data() + i * window_size);
     }
     backend_->infer(windows_.data(), static_cast<int64_t>(batch), poses_.data());
+    windows_run_ += static_cast<int64_t>(batch);
     for (size_t i = 0; i < batch; ++i) {
       const Request& request = requests[start + i];
-      PoseResult result{request.track_id, request.track->runtime_frame(request.frame), request.frame, {}};
-      const float* pose = poses_.data() + i * window_size + static_cast<size_t>(position_) * result.pose.size();
-      std::copy(pose, pose + result.pose.size(), result.pose.begin());
-      results_.push_back(result);
+      for (int64_t frame = request.first; frame <= request.last; ++frame) {
+        PoseResult result{request.track_id, request.track->runtime_frame(frame), frame, {}};
+        const size_t position = static_cast<size_t>(frame - request.newest + n_frames_ - 1);
+        const float* pose = poses_.data() + i * window_size + position * result.pose.size();
+        std::copy(pose, pose + result.pose.size(), result.pose.begin());
+        results_.push_back(result);
+      }
     }
   }
   return results_;

@@ -1,5 +1,6 @@
 // The streaming window logic of kasf.stream.StreamRuntime, in C++: per-track sliding windows,
-// start and end padding, missing-joint filling, one engine call per frame. Kept line for line
+// lag and stride (staggered by track id), start and end padding, missing-joint filling, one
+// engine call per frame. Kept line for line
 // with the Python runtime so the two give the same poses (tested to 1e-3 mm).
 #pragma once
 
@@ -23,6 +24,8 @@ const char* joint_name(int joint);
 
 struct StreamOptions {
   Mode mode = Mode::Causal;
+  int lag = -1;               // frames the newest returned pose lies behind the newest keypoints; -1: the mode's
+  int stride = 1;             // poses one window returns per track, every stride frames (lag + stride <= n_frames)
   float image_width = 0.0f;   // both 0: keypoints already normalised
   float image_height = 0.0f;
   int close_after = 0;        // 0: tracks close only when told
@@ -37,14 +40,15 @@ struct PoseResult {
 
 class Track {
  public:
-  explicit Track(int n_frames) : n_frames_(n_frames) {}
+  Track(int n_frames, int phase) : phase(phase), n_frames_(n_frames) {}
   // keypoints: checked and normalised.
   void push(const Joints& keypoints, int64_t runtime_frame);
-  // The window with track frame `frame` at index `position`, padded by repeating the first and
-  // last frames, written to out[n_frames * 51].
-  void window(int64_t frame, int position, float* out) const;
+  // The window ending at track frame `newest`, padded by repeating the first and last frames,
+  // written to out[n_frames * 51].
+  void window(int64_t newest, float* out) const;
   int64_t runtime_frame(int64_t frame) const { return runtime_frames_[frame - first_kept()]; }
 
+  const int phase;        // where the track's windows fall among the stride's frames
   int64_t count = 0;      // frames pushed so far
   int64_t emitted = 0;    // frames whose pose has been returned
   int64_t last_push = -1;
@@ -75,16 +79,24 @@ class StreamRuntime {
   Backend& backend() { return *backend_; }
   const Backend& backend() const { return *backend_; }
   int n_frames() const { return n_frames_; }
+  int lag() const { return lag_; }
+  int stride() const { return stride_; }
+  int64_t windows() const { return windows_run_; }
   int num_tracks() const { return static_cast<int>(order_.size()); }
 
  private:
+  // The window ending at track frame `newest`, returning the track's frames first..last.
   struct Request {
     int64_t track_id;
     std::shared_ptr<Track> track;
-    int64_t frame;
+    int64_t newest;
+    int64_t first;
+    int64_t last;
   };
 
   Joints check(int64_t track_id, const float* keypoints, int num_joints) const;
+  bool due(const Track& track, int64_t newest) const;
+  Request request(int64_t track_id, const std::shared_ptr<Track>& track, int64_t newest) const;
   std::vector<Request> end(int64_t track_id);
   std::vector<Request> close_idle();
   const std::vector<PoseResult>& lift(const std::vector<Request>& requests);
@@ -92,8 +104,9 @@ class StreamRuntime {
   std::unique_ptr<Backend> backend_;
   StreamOptions options_;
   int n_frames_;
-  int position_;
-  int delay_;
+  int lag_;
+  int stride_;
+  int64_t windows_run_ = 0;
   int64_t frame_ = 0;
   std::unordered_map<int64_t, std::shared_ptr<Track>> tracks_;
   std::vector<int64_t> order_;                          // open track ids, oldest first

@@ -132,6 +132,16 @@ static void test_engine_files(const char* engine, const char* work) {
   options = kasf_default_options();
   options.image_width = 1920.0f;
   EXPECT_ERROR(kasf_create(engine, &options, &runtime), KASF_INVALID_ARGUMENT, "both positive");
+  options = kasf_default_options();
+  options.stride = 0;
+  EXPECT_ERROR(kasf_create(engine, &options, &runtime), KASF_INVALID_ARGUMENT, "stride must be at least 1, got 0");
+  options = kasf_default_options();
+  options.lag = 20;
+  options.stride = 8;
+  EXPECT_ERROR(kasf_create(engine, &options, &runtime), KASF_INVALID_ARGUMENT, "lag 20 + stride 8 = 28 is more than");
+  options = kasf_default_options();
+  options.lag = -2;
+  EXPECT_ERROR(kasf_create(engine, &options, &runtime), KASF_INVALID_ARGUMENT, "lag must be at least 0");
   EXPECT(runtime == NULL, "no handle after failures");
 }
 

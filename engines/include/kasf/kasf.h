@@ -6,8 +6,11 @@
  * poses that became ready are read with kasf_get_pose() (by track) or kasf_get_result() (by
  * index) until the next kasf_process() / kasf_close_track() / kasf_close_all().
  *
- * The window logic is the Python runtime's (kasf.stream.StreamRuntime): causal mode lifts each
- * track's newest frame; centred mode its frame 13 back (flushed when the track closes); windows
+ * The window logic is the Python runtime's (kasf.stream.StreamRuntime): every `stride` frames of a
+ * track its window goes through the engine and returns the poses `lag` to `lag + stride - 1`
+ * frames behind its newest keypoints (tracks staggered by id: the phase is the id modulo stride);
+ * causal mode is lag 0, centred mode lag 13, both stride 1; closing a track flushes its pending
+ * poses; windows
  * are padded by repeating a track's first and last frames; missing joints (confidence 0, their
  * coordinates may be NaN) keep confidence 0 and take the joint's last seen position, else the
  * frame's pelvis, else the mean of the frame's seen joints, else the track's previous anchor.
@@ -58,6 +61,8 @@ typedef struct kasf_options {
   int threads;         /* CPU threads of the backend; 0: its default */
   int device;          /* CUDA device index, for GPU backends */
   const char* backend; /* "aoti", "onnxruntime", "tensorrt"; NULL: from the engine file's suffix */
+  int lag;             /* frames the newest returned pose lies behind the newest keypoints; -1: the mode's */
+  int stride;          /* poses one engine window returns per track, every stride frames; lag + stride <= 27 */
 } kasf_options;
 
 typedef struct kasf_pose {
@@ -69,7 +74,8 @@ typedef struct kasf_pose {
 
 typedef struct kasf_runtime kasf_runtime;
 
-/* Causal mode, normalised keypoints, no auto-close, default threads, device 0, backend by suffix. */
+/* Causal mode (lag -1: the mode's; stride 1), normalised keypoints, no auto-close, default threads,
+ * device 0, backend by suffix. */
 KASF_API kasf_options kasf_default_options(void);
 
 KASF_API kasf_status kasf_create(const char* engine_path, const kasf_options* options, kasf_runtime** runtime);
