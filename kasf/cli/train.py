@@ -9,6 +9,7 @@ import torch
 
 from ..model import PRESETS, ModelConfig, build_model, resolve_config
 from ..model.checkpoint import read_checkpoint_payload
+from ..stream.accuracy import parse_setting
 from .arguments import add_data_arguments, load_splits, main_process
 
 HELP = "train on the embedded motion capture or SportsPose/WorldPose"
@@ -31,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default 0)")
     parser.add_argument("--steps-per-epoch", type=int, help="cap on optimiser steps per epoch")
     parser.add_argument("--no-flip", action="store_true", help="no flip augmentation")
+    parser.add_argument("--focus", metavar="LAG:STRIDE",
+                        help="a low-latency model: weight the window positions a streaming runtime of this lag and "
+                             "stride returns (e.g. 0:1, the newest frame) --focus-weight times in the loss")
+    parser.add_argument("--focus-weight", type=float, default=4.0, help="that weight (default 4)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     add_data_arguments(parser)
@@ -47,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs,
         seed=args.seed, num_workers=args.workers, flip=not args.no_flip, steps_per_epoch=args.steps_per_epoch,
-        time_limit_s=None if args.time_limit is None else 60 * args.time_limit)
+        time_limit_s=None if args.time_limit is None else 60 * args.time_limit,
+        focus=None if args.focus is None else parse_setting(args.focus), focus_weight=args.focus_weight)
     splits = load_splits(args, config.n_frames)
     log = print if main_process() else (lambda message: None)
     log(f"clips: train {len(splits.train)}, validation {len(splits.validation)}, test {len(splits.test)}")

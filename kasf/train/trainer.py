@@ -30,7 +30,7 @@ from ..data.splits import Splits
 from ..errors import CheckpointError, ConfigError
 from .evaluate import evaluate_clips
 from ..files import atomic_write
-from .losses import LiftingLoss, LossWeights
+from .losses import LiftingLoss, LossWeights, focus_weights
 from ..model.kasportsformer import KASportsFormer
 
 BEST, LAST, LOG = "best.pt", "last.pt", "log.csv"
@@ -52,6 +52,10 @@ class TrainConfig:
     steps_per_epoch: int | None = None   # cap on optimiser steps per epoch (quick runs, tests)
     time_limit_s: float | None = None    # no epoch starts that would end past this budget
     loss: LossWeights = field(default_factory=LossWeights)
+    # A low-latency model: the window positions a runtime of this (lag, stride) returns count
+    # focus_weight times as much in the loss (None: every frame alike, the paper's objective).
+    focus: tuple[int, int] | None = None
+    focus_weight: float = 4.0
 
     # Fields that may change between a run and its resumption without breaking exactness.
     RESUMABLE_CHANGES = ("epochs", "time_limit_s", "num_workers", "early_stop_patience")
@@ -255,7 +259,10 @@ class _EpochLoop:
             if world.main:
                 training.log(f"data-parallel over {world.world_size} processes, "
                              f"{training.config.batch_size // world.world_size} clips each per step")
-        self.criterion = LiftingLoss(training.config.loss)
+        config = training.config
+        frames = None if config.focus is None else focus_weights(self.splits.train.keypoints.shape[1], *config.focus,
+                                                                 config.focus_weight)
+        self.criterion = LiftingLoss(config.loss, frames)
         self.dataset = ClipDataset(self.splits.train)
         self.writer = None
         if training.out is not None and world.main:

@@ -50,6 +50,8 @@ def test_train():
     args = parse("train", "--out", "runs/x", "--time-limit", "2.5", "--noise-px", "3")
     assert (args.preset, args.epochs, args.batch_size, args.lr, args.time_limit) == ("small", 800, 32, 5e-4, 2.5)
     assert (args.data, args.noise_px, args.cameras) == ("mocap", 3.0, parse("train", "--out", "x").cameras)
+    assert (args.focus, args.focus_weight) == (None, 4.0)
+    assert parse("train", "--out", "x", "--focus", "0:1", "--focus-weight", "8").focus == "0:1"
 
 
 def test_train_needs_an_out_directory(capsys):

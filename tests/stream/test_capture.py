@@ -68,7 +68,8 @@ def test_replay_cli_writes_what_the_stream_returns_in_order(tiny_onnx, tmp_path)
     assert output.read_text() == (tmp_path / "expected.csv").read_text()
     poses = read_poses(output)
     assert len(poses) == sum(len(people) for people in frames) and (9, 0) in poses
-    assert f"{len(frames)} frames, {len(poses)} poses (centred mode, onnxruntime)" in done.stdout
+    summary = f"{len(frames)} frames, {len(poses)} poses (lag 13, stride 1, onnxruntime, {len(poses)} engine windows)"
+    assert summary in done.stdout
 
 
 def test_replay_cli_names_a_bad_row(tiny_onnx, tmp_path):

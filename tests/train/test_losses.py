@@ -60,3 +60,31 @@ def test_random_flip_mirrors_input_and_label_together():
         assert torch.equal(flipped_kp[i], flip(keypoints[i]) if was_flipped else keypoints[i])
         assert torch.equal(flipped_poses[i], flip(poses[i]) if was_flipped else poses[i])
     assert random_flip(keypoints, poses, prob=0.0)[0].equal(keypoints)
+
+
+def test_focus_weights_count_the_returned_positions_more():
+    from kasf.errors import ConfigError
+    from kasf.train.losses import focus_weights
+
+    weights = focus_weights(27, 0, 1, 4.0)          # causal: the newest frame
+    assert weights.mean().item() == pytest.approx(1.0) and weights[-1] == pytest.approx(4 * weights[0])
+    assert (weights[:-1] == weights[0]).all()
+    strided = focus_weights(27, 7, 14, 2.0)         # positions 6..19
+    assert (strided[6:20] > strided[0]).all() and (strided[:6] == strided[0]).all() and (strided[20:] == strided[0]).all()
+    with pytest.raises(ConfigError, match="lag \\+ stride <= 27"):
+        focus_weights(27, 20, 8, 4.0)
+
+
+def test_a_focused_loss_weights_the_frames_it_names():
+    from kasf.train.losses import focus_weights
+
+    target = torch.rand(2, 27, 17, 3, generator=torch.Generator().manual_seed(0))
+    predicted = target.clone()
+    predicted[:, -1] += 1.0                          # only the newest frame is wrong, by 1 per axis
+    weights = focus_weights(27, 0, 1, 4.0)
+    assert mpjpe(predicted, target).item() == pytest.approx(3 ** 0.5 / 27)
+    assert mpjpe(predicted, target, weights).item() == pytest.approx(3 ** 0.5 * 4 / 30)
+    assert mpjpe(predicted, target, torch.ones(27)).item() == pytest.approx(mpjpe(predicted, target).item())
+    plain, _ = LiftingLoss()(predicted, target)
+    focused, parts = LiftingLoss(frame_weights=weights)(predicted, target)
+    assert focused > plain and parts["mpjpe"].item() == pytest.approx(3 ** 0.5 * 4 / 30)

@@ -67,6 +67,21 @@ def test_training_is_reproducible_for_a_seed(source_pickle, tmp_path):
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
+def test_a_focused_run_trains_on_another_objective_and_records_it(source_pickle, tmp_path):
+    """--focus LAG:STRIDE (a low-latency model): the loss weights the positions that runtime returns."""
+    splits = load_splits(source_pickle, validation_fraction=0.3)
+    losses = {}
+    for focus in (None, (0, 1)):
+        torch.manual_seed(0)
+        config = TrainConfig(epochs=1, batch_size=4, steps_per_epoch=2, focus=focus)
+        result = fit(kasf.build_model("tiny"), splits, config, tmp_path / str(focus), progress=False,
+                     log=lambda m: None)
+        losses[focus] = result.history[0]["train_loss"]
+    assert losses[None] != losses[(0, 1)]
+    payload = torch.load(tmp_path / "(0, 1)" / "last.pt", weights_only=False)
+    assert tuple(payload["training"]["config"]["focus"]) == (0, 1)
+
+
 # Bit-identical weights need identical arithmetic: one BLAS thread and MKL's reproducible code path
 # (with several threads a loaded machine may split reductions differently; MKL's kernels can also
 # depend on memory alignment). The seeding and the resume are what this test checks.
