@@ -70,6 +70,12 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
                              "lag + stride <= the window's 27 frames)")
 
 
+def add_worker_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--worker", action="store_true",
+                        help="lift the engine windows on a worker thread beside the frame loop (StreamRuntime's "
+                             "worker=True): frames never wait for the engine, poses come back a frame or more later")
+
+
 def add_budget_argument(parser: argparse.ArgumentParser) -> None:
     from ..verify import BUDGETS_MM
 

@@ -7,7 +7,7 @@ import argparse
 from ..files import write_json
 from ..stream.accuracy import (DEFAULT_SETTINGS, format_latency_accuracy, latency_accuracy, parse_setting,
                                mocap_test_frames)
-from .arguments import add_engine_arguments, open_engine
+from .arguments import add_engine_arguments, add_worker_argument, open_engine
 
 HELP = "the streaming runtime's accuracy for each (lag, stride): MPJPE, jitter, latency, work per pose"
 DESCRIPTION = ("Stream the embedded motion capture's test sequences through the streaming runtime, one track per "
@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the people search (default 30)")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each replay of the search (default 3)")
     parser.add_argument("--max-people", type=int, default=256, help="upper end of the search (default 256)")
+    add_worker_argument(parser)
     parser.add_argument("--json", help="also write the rows as JSON here")
     parser.add_argument("--plot", help="also plot MPJPE against latency here (PNG)")
     add_engine_arguments(parser)
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         if args.people:
             for row in rows:
                 found = measure_people(engine, [1], args.fps, args.seconds, max_people=args.max_people,
-                                       lag=row["lag"], stride=row["stride"])
+                                       lag=row["lag"], stride=row["stride"], worker=args.worker)
                 row["people"], row["people_search"] = found["most_people"], found["search"]
         title = f"{args.engine} ({engine.backend}, {engine.precision}): {rows[0]['frames']} streamed test frames"
     print(format_latency_accuracy(rows, title + (f"; people sustained at {args.fps:g} fps" if args.people else "")))

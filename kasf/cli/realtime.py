@@ -6,11 +6,12 @@ import argparse
 
 from ..files import write_json
 from ..stream.realtime import CRITERION, format_replays, measure_people
-from .arguments import add_engine_arguments, add_stream_arguments, open_engine
+from .arguments import add_engine_arguments, add_stream_arguments, add_worker_argument, open_engine
 
 HELP = "how many tracked people the streaming runtime keeps up with"
 DESCRIPTION = ("Replay motion-capture people at a frame rate through the streaming runtime; report latency and "
-               "dropped frames, and search for the most people sustainable (p99 within 1/fps, at most 1%% dropped).")
+               "dropped frames, and search for the most people sustainable (p99 frame latency within 1/fps, p99 "
+               "window latency within stride/fps, at most 1%% dropped).")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-search", action="store_true", help="only replay the --people counts")
     parser.add_argument("--json", help="also write the reports as JSON here")
     add_stream_arguments(parser)
+    add_worker_argument(parser)
     add_engine_arguments(parser)
 
 
@@ -31,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     """Replay each --people count, then search for the most people sustainable; print the tables."""
     with open_engine(args) as engine:
         result = measure_people(engine, args.people, args.fps, args.seconds, args.mode,
-                                None if args.no_search else args.max_people, args.lag, args.stride)
-        setting = f"lag {result['runs'][0]['lag']}, stride {args.stride}"
+                                None if args.no_search else args.max_people, args.lag, args.stride, args.worker)
+        setting = f"lag {result['runs'][0]['lag']}, stride {args.stride}{', worker' if args.worker else ''}"
         title = (f"{args.engine} ({engine.backend}, {engine.precision}), {setting} at {args.fps:g} fps, "
                  f"{args.seconds:g} s per replay; latency in ms")
     print(format_replays(result["runs"], title))

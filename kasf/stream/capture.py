@@ -22,7 +22,8 @@ import numpy as np
 from ..errors import InputError
 from ..files import atomic_write
 from ..model.skeleton import JOINT_NAMES, NUM_JOINTS
-from .runtime import PoseResult, StreamRuntime
+from .runtime import StreamRuntime
+from .windows import PoseResult
 
 KEYPOINT_COLUMNS = ["frame", "track"] + [f"{axis}_{name}" for name in JOINT_NAMES for axis in ("x", "y", "c")]
 POSE_COLUMNS = ["frame", "track", "track_frame"] + [f"{axis}_{name}" for name in JOINT_NAMES for axis in "xyz"]

@@ -17,6 +17,11 @@ itself for integers), so N tracks put about N / stride windows, not N, on each f
 track gets never depends on the other tracks. A track's first window returns its frames from 0.
 Closing a track flushes its pending poses, from windows past its end.
 
+Without a worker each call lifts its own windows and returns their poses. With one
+(worker=True), windows go to a thread that lifts all that queued up in one batch while the frame
+loop goes on, and each call returns the poses finished since the last: the same poses, later,
+and a capture app keeps its frame rate as long as the engine keeps up on average.
+
 Padding: a window reaching before a track's first frame repeats that first frame (the start of
 every track), one reaching past its last frame repeats the last frame (flushing at close).
 
@@ -36,7 +41,6 @@ from __future__ import annotations
 import time
 import zlib
 from collections import deque
-from dataclasses import dataclass
 from typing import Hashable, Mapping, Sequence
 
 import numpy as np
@@ -45,6 +49,7 @@ from ..engines.base import Engine
 from ..errors import InputError, KasfError
 from ..model.normalization import normalize_screen
 from ..model.skeleton import JOINT_NAMES, NUM_JOINTS, ROOT
+from .windows import EngineWorker, LatencyLog, PoseResult, Window, lift
 
 MODES = ("causal", "centred")
 
@@ -72,40 +77,6 @@ def track_phase(track_id: Hashable, stride: int) -> int:
     if isinstance(track_id, (int, np.integer)) and not isinstance(track_id, bool):
         return int(track_id) % stride
     return zlib.crc32(repr(track_id).encode("utf-8")) % stride
-
-
-@dataclass(frozen=True)
-class PoseResult:
-    """One track's 3D pose for one of its frames: root-relative, in the model's normalised
-    screen units (kasf.normalization.to_millimetres turns them into mm)."""
-
-    track_id: Hashable
-    frame: int          # the runtime frame (count of process() calls before it) that brought the keypoints
-    track_frame: int    # the same frame counted within its track, from 0
-    pose: np.ndarray    # [17, 3] float32
-
-
-class LatencyLog:
-    """Seconds spent per processed frame: in the engine call and in all of process()."""
-
-    def __init__(self, capacity: int = 100_000):
-        self.engine: deque[float] = deque(maxlen=capacity)
-        self.total: deque[float] = deque(maxlen=capacity)
-
-    def record(self, engine_s: float | None, total_s: float) -> None:
-        """engine_s: None for a frame that needed no engine call (centred mode's first frames)."""
-        if engine_s is not None:
-            self.engine.append(engine_s)
-        self.total.append(total_s)
-
-    def summary(self) -> dict[str, float]:
-        """p50 / p90 / p99 of engine and total latency in ms over the recorded frames."""
-        out: dict[str, float] = {"frames": len(self.total)}
-        for name, values in (("engine", self.engine), ("total", self.total)):
-            ms = 1e3 * np.asarray(values if values else [np.nan])
-            for q in (50, 90, 99):
-                out[f"{name}_p{q}_ms"] = float(np.percentile(ms, q))
-        return out
 
 
 class _Track:
@@ -157,12 +128,14 @@ class StreamRuntime:
     image_size=(width, height): keypoints come in pixels of that image and are normalised the
     way the model was trained (kasf.normalization); normalized=True: they already are. lag and
     stride (see the module's docstring) default to the mode's: lag 0 (causal) or 13 (centred),
-    stride 1.
+    stride 1. worker=True lifts the windows on a thread of their own (kasf.stream.windows), so a
+    frame costs the app only its bookkeeping and the poses come back from a later call; use the
+    runtime as a context manager, or stop() it, to end that thread.
     """
 
     def __init__(self, engine: Engine, mode: str = "causal", image_size: Sequence[float] | None = None,
                  normalized: bool = False, close_after: int | None = None, lag: int | None = None,
-                 stride: int = 1):
+                 stride: int = 1, worker: bool = False):
         if (image_size is None) == (not normalized):
             raise KasfError("say what the keypoints are: image_size=(width, height) for pixels, or "
                             "normalized=True for keypoints already in normalised screen units (not both)")
@@ -181,89 +154,110 @@ class StreamRuntime:
         self.latency = LatencyLog()
         self._tracks: dict[Hashable, _Track] = {}
         self._closed: dict[Hashable, int] = {}       # track id -> runtime frame it was closed at
+        self._worker = EngineWorker(engine, self.latency) if worker else None
 
     @property
     def tracks(self) -> list[Hashable]:
         """Ids of the open tracks."""
         return list(self._tracks)
 
+    @property
+    def backlog(self) -> int:
+        """Windows handed to the worker and not yet lifted (0 without a worker)."""
+        return 0 if self._worker is None else self._worker.backlog
+
     def process(self, keypoints: Mapping[Hashable, np.ndarray]) -> list[PoseResult]:
         """One frame: {track id: keypoints [17, 3] (x, y, confidence in [0, 1])} for the people seen
-        in it. Returns the poses that became ready: first the pending frames of tracks close_after
-        closed, then, for each track given whose window falls on this frame, in the order given,
-        its frames up to `lag` frames back (none while the track is younger). All their windows go
-        through one engine call (several, of the engine's max_batch, when more)."""
+        in it. The windows falling due go through one engine call (several, of the engine's
+        max_batch, when more): those of tracks close_after closed, then those of the tracks given
+        whose window falls on this frame, in the order given, each returning its frames up to `lag`
+        frames back (none while the track is younger). Without a worker this returns their poses;
+        with one it hands the windows to the worker and returns the poses lifted since the last call."""
         start = time.perf_counter()
         if not isinstance(keypoints, Mapping):
             raise InputError(f"frame {self.frame}: give keypoints as {{track id: array [17, 3]}}, "
                              f"got {type(keypoints).__name__}")
         checked = {track_id: self._check(track_id, values) for track_id, values in keypoints.items()}
-        requests = self._close_idle(set(checked))
+        windows = self._close_idle(set(checked), start)
         for track_id, values in checked.items():
             track = self._tracks.get(track_id)
             if track is None:
                 track = self._tracks[track_id] = _Track(self.n_frames, track_phase(track_id, self.stride))
             track.push(values, self.frame)
             if self._due(track, track.count - 1):
-                requests.append(self._request(track_id, track, track.count - 1))
-        results, engine_s = self._lift(requests)
+                windows.append(self._window(track_id, track, track.count - 1, start))
+        results = self._lift(windows)
         self.frame += 1
-        self.latency.record(engine_s, time.perf_counter() - start)
+        self.latency.total.append(time.perf_counter() - start)
         return results
 
     def close(self, track_id: Hashable) -> list[PoseResult]:
-        """End a track; returns the poses of its frames still pending (from windows padded at the end)."""
+        """End a track and lift its pending frames (windows padded at the end). Returns their poses,
+        or with a worker the poses lifted since the last call (drain() waits for the rest)."""
         if track_id not in self._tracks:
             state = "was already closed" if track_id in self._closed else "was never opened"
             raise KasfError(f"cannot close track {track_id!r}: it {state}")
-        return self._lift(self._end(track_id))[0]
+        return self._lift(self._end(track_id, time.perf_counter()))
 
     def close_all(self) -> list[PoseResult]:
-        """End every open track (at the end of a stream), flushing their pending poses in one engine call."""
-        requests = [request for track_id in list(self._tracks) for request in self._end(track_id)]
-        return self._lift(requests)[0]
+        """End every open track (at the end of a stream), flushing their pending poses in one engine
+        call; with a worker, wait for it: every pose not yet returned."""
+        now = time.perf_counter()
+        results = self._lift([window for track_id in list(self._tracks) for window in self._end(track_id, now)])
+        return results + self.drain()
+
+    def drain(self) -> list[PoseResult]:
+        """With a worker, wait until it has lifted every window handed to it; the poses not yet returned."""
+        return [] if self._worker is None else self._worker.drain()
+
+    def stop(self) -> None:
+        """End the worker's thread once it has lifted what it holds (drain() still returns those poses)."""
+        if self._worker is not None:
+            self._worker.stop()
+
+    def __enter__(self) -> "StreamRuntime":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
 
     def _due(self, track: _Track, newest: int) -> bool:
         """Whether the track's window ending at track frame `newest` goes through the engine."""
         return newest >= self.lag and (newest + 1 - self.lag + track.phase) % self.stride == 0
 
-    def _request(self, track_id: Hashable, track: _Track, newest: int) -> tuple:
+    def _window(self, track_id: Hashable, track: _Track, newest: int, due: float) -> Window:
         """The window ending at `newest`, returning the track's frames from the first not yet returned."""
         frames = range(track.emitted, min(newest - self.lag, track.count - 1) + 1)
         track.emitted = frames.stop
-        return track_id, track, newest, frames
+        first = self.n_frames - 1 - newest
+        returns = tuple((track.runtime_frame(frame), frame, frame + first) for frame in frames)
+        return Window(track_id, track.window(newest), returns, due)
 
-    def _end(self, track_id: Hashable) -> list[tuple]:
+    def _end(self, track_id: Hashable, due: float) -> list[Window]:
         """Close the track; the windows past its end (its last frame repeated) that return its pending frames."""
         track = self._tracks.pop(track_id)
         self._closed[track_id] = self.frame
-        requests, newest = [], max(track.count, self.lag)     # a window at count - 1 was due in process()
+        windows, newest = [], max(track.count, self.lag)     # a window at count - 1 was due in process()
         while track.emitted < track.count:
             if self._due(track, newest):
-                requests.append(self._request(track_id, track, newest))
+                windows.append(self._window(track_id, track, newest, due))
             newest += 1
-        return requests
+        return windows
 
-    def _close_idle(self, pushed: set) -> list[tuple]:
+    def _close_idle(self, pushed: set, due: float) -> list[Window]:
         if self.close_after is None:
             return []
         idle = [track_id for track_id, track in self._tracks.items()
                 if track_id not in pushed and self.frame - track.last_push >= self.close_after]
-        return [request for track_id in idle for request in self._end(track_id)]
+        return [window for track_id in idle for window in self._end(track_id, due)]
 
-    def _lift(self, requests: list[tuple]) -> tuple[list[PoseResult], float | None]:
-        if not requests:
-            return [], None
-        windows = np.stack([track.window(newest) for _, track, newest, _ in requests])
-        chunk = self.engine.max_batch or len(windows)
-        start = time.perf_counter()
-        poses = np.concatenate([self.engine.infer(windows[i:i + chunk]) for i in range(0, len(windows), chunk)])
-        engine_s = time.perf_counter() - start
+    def _lift(self, windows: list[Window]) -> list[PoseResult]:
         self.windows += len(windows)
-        first = self.n_frames - 1
-        results = [PoseResult(track_id, track.runtime_frame(frame), frame, pose[frame - newest + first])
-                   for (track_id, track, newest, frames), pose in zip(requests, poses) for frame in frames]
-        return results, engine_s
+        if self._worker is None:
+            return lift(self.engine, windows, self.latency)
+        if windows:
+            self._worker.submit(windows)
+        return self._worker.take()
 
     def _check(self, track_id: Hashable, keypoints) -> np.ndarray:
         """Keypoints as a float32 [17, 3] array in normalised units, or an InputError naming the track."""

@@ -126,7 +126,8 @@ def test_realtime():
         [1, 32], 60.0, "centred", 5.0, 256, False)
     assert (args.lag, args.stride) == (None, 1)
     args = parse("realtime", "--engine", "m.onnx", "--lag", "7", "--stride", "14")
-    assert (args.mode, args.lag, args.stride) == ("causal", 7, 14)
+    assert (args.mode, args.lag, args.stride, args.worker) == ("causal", 7, 14, False)
+    assert parse("realtime", "--engine", "m.onnx", "--worker").worker
 
 
 def test_latency_accuracy(capsys):

@@ -1,3 +1,7 @@
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -40,3 +44,26 @@ def test_a_strided_replay_reports_windows_per_pose_and_pose_latency(tiny_onnx):
     assert report["pose_latency_ms_mean"] >= 2 / 30 * 1e3
     causal = replay_people(engine, people, image_size, fps=30, seconds=0.5)
     assert causal["windows_per_pose"] == 1 and causal["pose_latency_frames_max"] == 0 or causal["dropped"]
+
+
+def test_a_replay_with_the_worker_never_waits_for_the_engine_and_bounds_the_window_latency(tiny_onnx):
+    people, image_size = recorded_people(6)
+    engine = load_engine(tiny_onnx, threads=1)
+    report = replay_people(engine, people, image_size, fps=30, seconds=1.0, lag=0, stride=3, worker=True)
+    assert report["worker"] and report["processed"] + report["dropped"] == 30
+    # the worker's poses come back on a later frame: at least a frame after their window fell due
+    assert report["pose_latency_frames_max"] >= 1
+    assert report["window_p50_ms"] <= report["window_p99_ms"]
+    assert report["keeps_up"] == (report["total_p99_ms"] <= 1e3 / 30 and report["window_p99_ms"] <= 3e3 / 30
+                                  and report["dropped"] <= 0.3)
+
+
+def test_the_realtime_command_prints_and_writes_the_replays(tiny_onnx, tmp_path):
+    out = tmp_path / "realtime.json"
+    run = subprocess.run([sys.executable, "-m", "kasf", "realtime", "--engine", str(tiny_onnx), "--threads", "1",
+                          "--people", "2", "--no-search", "--seconds", "0.3", "--lag", "0", "--stride", "3",
+                          "--worker", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "lag 0, stride 3, worker at 30 fps" in run.stdout and "window p99" in run.stdout
+    (report,) = json.loads(out.read_text())["runs"]
+    assert (report["people"], report["lag"], report["stride"], report["worker"]) == (2, 0, 3, True)

@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kasf.engines import load_engine
+from kasf.engines.onnxruntime import OnnxRuntimeEngine
 from kasf.engines.torch import TorchEngine
 from kasf.errors import InputError, KasfError
 from kasf.model.normalization import normalize_screen
@@ -257,28 +258,34 @@ def fuzz_keypoints(seed: int, kind: str):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=OPERATIONS, mode=st.sampled_from(["causal", "centred"]), close_after=st.sampled_from([None, 1, 3]),
-       stride=st.sampled_from([1, 1, 3, 14]), lag=st.sampled_from([None, 0, 5, 13]))
+       stride=st.sampled_from([1, 1, 3, 14]), lag=st.sampled_from([None, 0, 5, 13]), worker=st.booleans())
 def test_random_pushes_closes_and_closed_tracks_raise_nothing_but_kasf_errors(onnx_engine, operations, mode,
-                                                                                close_after, stride, lag):
-    runtime = StreamRuntime(onnx_engine, mode=mode, normalized=True, close_after=close_after, lag=lag, stride=stride)
+                                                                                close_after, stride, lag, worker):
     returned: dict = {}
-    for operation, argument in operations:
-        try:
-            if operation == "push":
-                results = runtime.process({track: fuzz_keypoints(*spec) for track, spec in argument.items()})
-            elif operation == "close":
-                results = runtime.close(argument)
-            else:
-                results = runtime.close_all()
-        except KasfError:
-            continue
+
+    def check(results):
         for result in results:
             assert result.pose.shape == (17, 3) and np.isfinite(result.pose).all()
             # every track's frames come back once each, in order
             assert result.track_frame == returned.get(result.track_id, -1) + 1
             returned[result.track_id] = result.track_frame
-        if operation == "push" and runtime.lag == 0 and stride == 1:
-            assert {r.track_id for r in results} == set(argument)
+        return results
+
+    with StreamRuntime(onnx_engine, mode=mode, normalized=True, close_after=close_after, lag=lag, stride=stride,
+                       worker=worker) as runtime:
+        for operation, argument in operations:
+            try:
+                if operation == "push":
+                    results = check(runtime.process({track: fuzz_keypoints(*spec) for track, spec in argument.items()}))
+                elif operation == "close":
+                    check(runtime.close(argument))
+                else:
+                    check(runtime.close_all())
+            except KasfError:
+                continue
+            if operation == "push" and runtime.lag == 0 and stride == 1 and not worker:
+                assert {r.track_id for r in results} == set(argument)
+    check(runtime.drain())
 
 
 def window_end(frame: int, lag: int, stride: int, phase: int) -> int:
@@ -327,3 +334,66 @@ def test_string_ids_take_a_stable_phase():
 
     assert track_phase("left wing", 14) == track_phase("left wing", 14) == 0 != track_phase("right wing", 14)
     assert [track_phase(i, 5) for i in range(7)] == [0, 1, 2, 3, 4, 0, 1]
+
+
+@pytest.mark.parametrize("lag, stride", [(0, 1), (CENTRE, 1), (0, 27), (7, 14), (3, 5)])
+def test_a_worker_returns_the_same_poses_as_lifting_in_the_frame_loop_only_later(onnx_engine, lag, stride):
+    frames = 40
+    people = {track: sequence(frames, seed=40 + track) for track in range(4)}
+    returned = {}
+    for worker in (False, True):
+        with StreamRuntime(onnx_engine, lag=lag, stride=stride, normalized=True, worker=worker) as runtime:
+            calls = [runtime.process({track: seq[j] for track, seq in people.items()}) for j in range(frames)]
+            calls.append(runtime.close_all())
+            assert runtime.backlog == 0
+        returned[worker] = {(r.track_id, r.track_frame): (call, r) for call, results in enumerate(calls)
+                            for r in results}
+    assert returned[True].keys() == returned[False].keys() == {(t, j) for t in people for j in range(frames)}
+    for key, (call, result) in returned[False].items():
+        later_call, later = returned[True][key]
+        assert later_call >= call and later.frame == result.frame
+        np.testing.assert_array_equal(later.pose, result.pose)
+
+
+def test_a_worker_batches_what_queued_while_the_engine_was_busy(onnx_engine):
+    with StreamRuntime(onnx_engine, lag=0, stride=1, normalized=True, worker=True) as runtime:
+        seq = sequence(T, seed=50)
+        for j in range(T):
+            runtime.process({track: seq[j] for track in range(8)})
+        assert len(runtime.close_all()) == 8 * T
+    assert runtime.windows == 8 * T and len(runtime.latency.window) == 8 * T
+    assert len(runtime.latency.engine) <= T            # at most one call per frame: often fewer, larger ones
+
+
+class FailingEngine(OnnxRuntimeEngine):
+    """A real ONNX Runtime engine whose third call fails, as a lost device would."""
+
+    calls = 0
+
+    def _infer(self, keypoints):
+        self.calls += 1
+        if self.calls == 3:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return super()._infer(keypoints)
+
+
+def test_an_engine_failure_on_the_worker_is_raised_from_the_next_call(tiny_onnx):
+    seq = sequence(10, seed=60)
+    with StreamRuntime(FailingEngine(tiny_onnx, threads=1), normalized=True, worker=True) as runtime:
+        with pytest.raises(KasfError, match="the engine worker failed and stopped: CUDA error: an illegal memory"):
+            for j in range(10):
+                runtime.process({0: seq[j]})
+                runtime.drain()
+        assert j == 2
+        with pytest.raises(KasfError, match="the engine worker failed"):
+            runtime.process({0: seq[3]})
+
+
+def test_a_stopped_runtime_refuses_more_windows_but_keeps_its_poses(onnx_engine):
+    seq = sequence(3, seed=61)
+    runtime = StreamRuntime(onnx_engine, normalized=True, worker=True)
+    runtime.process({0: seq[0]})
+    runtime.stop()
+    assert [r.track_frame for r in runtime.drain()] == [0]
+    with pytest.raises(KasfError, match="the runtime was stopped: open a new StreamRuntime"):
+        runtime.process({0: seq[1]})
