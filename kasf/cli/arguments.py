@@ -68,6 +68,9 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     stream.add_argument("--stride", type=int, default=1,
                         help="poses one engine window returns per track, every stride frames (default 1; "
                              "lag + stride <= the window's 27 frames)")
+    stream.add_argument("--blend", action="store_true",
+                        help="return each pose as the mean of every window that held its frame (changes poses "
+                             "only where lag > 0)")
 
 
 def add_worker_argument(parser: argparse.ArgumentParser) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..files import write_json
-from ..stream.accuracy import (DEFAULT_SETTINGS, format_latency_accuracy, latency_accuracy, parse_setting,
-                               mocap_test_frames)
+from ..stream.accuracy import (DEFAULT_SETTINGS, format_latency_accuracy, latency_accuracy, mocap_test_frames,
+                               parse_setting, setting_label)
 from .arguments import add_engine_arguments, add_worker_argument, open_engine
 
 HELP = "the streaming runtime's accuracy for each (lag, stride): MPJPE, jitter, latency, work per pose"
@@ -18,10 +18,9 @@ DESCRIPTION = ("Stream the embedded motion capture's test sequences through the 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", required=True, help="the model file (.onnx, .engine/.plan, .pt/.pth, .pt2)")
-    parser.add_argument("--settings", nargs="+", metavar="LAG:STRIDE",
-                        default=[f"{lag}:{stride}" for lag, stride in DEFAULT_SETTINGS],
-                        help="the grid (default: " + " ".join(f"{lag}:{stride}" for lag, stride in DEFAULT_SETTINGS)
-                             + ")")
+    defaults = [setting_label(*setting) for setting in DEFAULT_SETTINGS]
+    parser.add_argument("--settings", nargs="+", metavar="LAG:STRIDE[:blend]", default=defaults,
+                        help="the grid; :blend averages overlapping windows (default: " + " ".join(defaults) + ")")
     parser.add_argument("--sequences", type=int, help="stream this many test sequences, spread over the motions "
                                                       "(default: all 128)")
     parser.add_argument("--people", action="store_true",
@@ -45,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         if args.people:
             for row in rows:
                 found = measure_people(engine, [1], args.fps, args.seconds, max_people=args.max_people,
-                                       lag=row["lag"], stride=row["stride"], worker=args.worker)
+                                       lag=row["lag"], stride=row["stride"], worker=args.worker,
+                                       blend=row["blend"])
                 row["people"], row["people_search"] = found["most_people"], found["search"]
         title = f"{args.engine} ({engine.backend}, {engine.precision}): {rows[0]['frames']} streamed test frames"
     print(format_latency_accuracy(rows, title + (f"; people sustained at {args.fps:g} fps" if args.people else "")))

@@ -32,9 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Replay each --people count, then search for the most people sustainable; print the tables."""
     with open_engine(args) as engine:
-        result = measure_people(engine, args.people, args.fps, args.seconds, args.mode,
-                                None if args.no_search else args.max_people, args.lag, args.stride, args.worker)
-        setting = f"lag {result['runs'][0]['lag']}, stride {args.stride}{', worker' if args.worker else ''}"
+        result = measure_people(engine, args.people, args.fps, args.seconds,
+                                None if args.no_search else args.max_people, mode=args.mode, lag=args.lag,
+                                stride=args.stride, blend=args.blend, worker=args.worker)
+        setting = (f"lag {result['runs'][0]['lag']}, stride {args.stride}" + (", blended" if args.blend else "")
+                   + (", worker" if args.worker else ""))
         title = (f"{args.engine} ({engine.backend}, {engine.precision}), {setting} at {args.fps:g} fps, "
                  f"{args.seconds:g} s per replay; latency in ms")
     print(format_replays(result["runs"], title))

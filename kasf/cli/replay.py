@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     frames = read_keypoints(args.keypoints)
     with open_engine(args) as engine:
         runtime = StreamRuntime(engine, mode=args.mode, image_size=args.image_size, normalized=args.image_size is None,
-                                close_after=args.close_after, lag=args.lag, stride=args.stride)
+                                close_after=args.close_after, lag=args.lag, stride=args.stride, blend=args.blend)
         results = replay_frames(runtime, frames)
     write_poses(args.output, results)
     latency = runtime.latency.summary()

@@ -21,8 +21,15 @@ from ..table import render_table
 from ..train.metrics import acceleration_error, mpjpe, p_mpjpe
 from .runtime import StreamRuntime
 
-# (lag, stride): causal and centred, then the settings between (latency against work per pose).
-DEFAULT_SETTINGS = ((0, 1), (13, 1), (0, 27), (0, 14), (7, 14), (4, 19), (7, 7), (10, 7), (13, 7), (3, 3))
+# (lag, stride, blend): causal and centred, then the settings between (latency against work per
+# pose), and blending where windows overlap.
+DEFAULT_SETTINGS = ((0, 1), (13, 1), (0, 27), (0, 14), (7, 14), (4, 19), (7, 7), (10, 7), (13, 7), (3, 3),
+                    (13, 1, True), (7, 14, True), (13, 7, True), (13, 3, True))
+
+
+def setting_label(lag: int, stride: int, blend: bool = False) -> str:
+    """'LAG:STRIDE', with ':blend' for blended settings; parse_setting reads it back."""
+    return f"{lag}:{stride}" + (":blend" if blend else "")
 
 
 def mocap_test_frames(sequences: int | None = None) -> ClipSet:
@@ -43,12 +50,13 @@ def mocap_test_frames(sequences: int | None = None) -> ClipSet:
     return frames.select(np.concatenate([np.arange(*bounds[i]) for i in chosen]))
 
 
-def stream_sequences(engine: Engine, frames: ClipSet, lag: int, stride: int) -> tuple[np.ndarray, int]:
+def stream_sequences(engine: Engine, frames: ClipSet, lag: int, stride: int,
+                     blend: bool = False) -> tuple[np.ndarray, int]:
     """Every frame's streamed pose [N, 17, 3] (normalised units), all sequences at once as tracks
     that end with their sequence, and the engine windows it took."""
     bounds = sequence_bounds(frames.source)
     keypoints = frames.keypoints[:, 0]
-    runtime = StreamRuntime(engine, normalized=True, lag=lag, stride=stride)
+    runtime = StreamRuntime(engine, normalized=True, lag=lag, stride=stride, blend=blend)
     poses = np.full(keypoints.shape, np.nan, np.float32)
     longest = max(end - start for start, end in bounds)
     for frame in range(longest):
@@ -63,47 +71,52 @@ def stream_sequences(engine: Engine, frames: ClipSet, lag: int, stride: int) -> 
     return poses, runtime.windows
 
 
-def streamed_accuracy(engine: Engine, frames: ClipSet, lag: int, stride: int) -> dict:
+def streamed_accuracy(engine: Engine, frames: ClipSet, lag: int, stride: int, blend: bool = False) -> dict:
     """MPJPE, P-MPJPE (mm, mean over frames) and acceleration error (mm/frame^2, mean over each
     sequence's frames) of the streamed poses; latency in frames; engine windows per pose."""
-    poses, windows = stream_sequences(engine, frames, lag, stride)
+    poses, windows = stream_sequences(engine, frames, lag, stride, blend)
     predicted = frames.to_millimetres(poses[:, None])[:, 0]
     truth = frames.poses_mm[:, 0]
     acceleration = np.concatenate([acceleration_error(predicted[start:end], truth[start:end])
                                    for start, end in sequence_bounds(frames.source) if end - start >= 3])
-    return {"lag": lag, "stride": stride, "mpjpe_mm": float(mpjpe(predicted, truth).mean()),
+    return {"lag": lag, "stride": stride, "blend": blend, "setting": setting_label(lag, stride, blend), "mpjpe_mm": float(mpjpe(predicted, truth).mean()),
             "p_mpjpe_mm": float(p_mpjpe(predicted, truth).mean()), "acceleration_mm": float(acceleration.mean()),
             "latency_frames_mean": lag + (stride - 1) / 2, "latency_frames_max": lag + stride - 1,
             "windows_per_pose": windows / len(frames), "frames": len(frames)}
 
 
-def latency_accuracy(engine: Engine, settings: Sequence[tuple[int, int]] = DEFAULT_SETTINGS,
+def latency_accuracy(engine: Engine, settings: Sequence[tuple] = DEFAULT_SETTINGS,
                      frames: ClipSet | None = None) -> list[dict]:
-    """One row per (lag, stride), with MPJPE relative to centred stride 1 where it is in the grid."""
+    """One row per (lag, stride[, blend]), with MPJPE relative to centred stride 1 (unblended) where
+    it is in the grid."""
     frames = mocap_test_frames() if frames is None else frames
-    rows = [streamed_accuracy(engine, frames, lag, stride) for lag, stride in settings]
-    centred = next((r["mpjpe_mm"] for r in rows if (r["lag"], r["stride"]) == (engine.n_frames // 2, 1)), None)
+    rows = [streamed_accuracy(engine, frames, *setting) for setting in settings]
+    centred = next((r["mpjpe_mm"] for r in rows
+                    if (r["lag"], r["stride"], r["blend"]) == (engine.n_frames // 2, 1, False)), None)
     for row in rows:
         row["mpjpe_vs_centred"] = None if centred is None else row["mpjpe_mm"] / centred - 1
     return rows
 
 
 def format_latency_accuracy(rows: list[dict], title: str = "") -> str:
-    headers = ["lag", "stride", "latency frames mean", "max", "windows/pose", "MPJPE mm", "vs centred",
+    headers = ["lag", "stride", "blend", "latency frames mean", "max", "windows/pose", "MPJPE mm", "vs centred",
                "P-MPJPE mm", "accel mm", "people @30fps"]
-    lines = [[r["lag"], r["stride"], r["latency_frames_mean"], r["latency_frames_max"], r["windows_per_pose"],
+    lines = [[r["lag"], r["stride"], "yes" if r["blend"] else "no", r["latency_frames_mean"], r["latency_frames_max"], r["windows_per_pose"],
               r["mpjpe_mm"], None if r["mpjpe_vs_centred"] is None else f"{100 * r['mpjpe_vs_centred']:+.1f}%",
               r["p_mpjpe_mm"], r["acceleration_mm"], r.get("people")] for r in rows]
     return render_table(headers, lines, title=title)
 
 
-def parse_setting(text: str) -> tuple[int, int]:
-    """'LAG:STRIDE' -> (lag, stride)."""
-    lag, colon, stride = text.partition(":")
+def parse_setting(text: str) -> tuple[int, int, bool]:
+    """'LAG:STRIDE' or 'LAG:STRIDE:blend' -> (lag, stride, blend)."""
+    parts = text.split(":")
     try:
-        return int(lag), int(stride)
+        if len(parts) in (2, 3) and parts[2:] in ([], ["blend"]):
+            return int(parts[0]), int(parts[1]), len(parts) == 3
     except ValueError:
-        raise KasfError(f"setting {text!r} is not LAG:STRIDE with two integers, e.g. 7:14") from None
+        pass
+    raise KasfError(f"setting {text!r} is not LAG:STRIDE or LAG:STRIDE:blend with two integers, e.g. 7:14 "
+                    "or 13:7:blend")
 
 
 def plot_latency_accuracy(rows: list[dict], path, title: str = "") -> None:
@@ -116,13 +129,14 @@ def plot_latency_accuracy(rows: list[dict], path, title: str = "") -> None:
     from ..files import atomic_write
 
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
-    strides = sorted({r["stride"] for r in rows})
-    for stride in strides:
-        mine = [r for r in rows if r["stride"] == stride]
-        axes.scatter([r["latency_frames_mean"] for r in mine], [r["mpjpe_mm"] for r in mine], label=f"stride {stride}")
-        for r in mine:
-            axes.annotate(f"{r['lag']}:{r['stride']}", (r["latency_frames_mean"], r["mpjpe_mm"]), fontsize=7,
-                          xytext=(3, 3), textcoords="offset points")
+    for blend, marker in ((False, "o"), (True, "x")):
+        for stride in sorted({r["stride"] for r in rows if r["blend"] == blend}):
+            mine = [r for r in rows if r["stride"] == stride and r["blend"] == blend]
+            axes.scatter([r["latency_frames_mean"] for r in mine], [r["mpjpe_mm"] for r in mine], marker=marker,
+                         label=f"stride {stride}" + (", blended" if blend else ""))
+            for r in mine:
+                axes.annotate(r["setting"], (r["latency_frames_mean"], r["mpjpe_mm"]), fontsize=7,
+                              xytext=(3, 3), textcoords="offset points")
     axes.set_xlabel("mean pose latency (frames)")
     axes.set_ylabel("streamed MPJPE (mm)")
     axes.grid(True, alpha=0.3)

@@ -63,20 +63,19 @@ def back_and_forth(sequence: np.ndarray, frame: int) -> np.ndarray:
 
 
 def replay_people(engine: Engine, people: list[np.ndarray], image_size: tuple[float, float], fps: float,
-                  seconds: float, mode: str = "causal", lag: int | None = None, stride: int = 1,
-                  worker: bool = False) -> dict:
-    """Play the people's keypoints at `fps` for `seconds` through a fresh runtime (with worker, one
-    lifting on its own thread); per-frame and window latency percentiles (ms), frames processed and
-    dropped, whether it kept up, engine windows per returned pose, and each returned pose's latency
-    from its keypoints' arrival to the frame loop getting it, in frames and ms (the poses the final
-    close flushes left out)."""
+                  seconds: float, **runtime) -> dict:
+    """Play the people's keypoints at `fps` for `seconds` through a fresh StreamRuntime(**runtime):
+    mode, lag, stride, worker, blend. Per-frame and window latency percentiles (ms), frames
+    processed and dropped, whether it kept up, engine windows per returned pose, and each returned
+    pose's latency from its keypoints' arrival to the frame loop getting it, in frames and ms (the
+    poses the final close flushes left out)."""
     if fps <= 0 or seconds <= 0:
         raise KasfError(f"fps and seconds must be positive, got {fps} and {seconds}")
-    engine.warmup(batch=max(1, -(-len(people) // stride)))
-    with StreamRuntime(engine, mode=mode, image_size=image_size, lag=lag, stride=stride, worker=worker) as runtime:
-        result = _replay(runtime, people, fps, seconds)
-    return {"people": len(people), "fps": fps, "mode": mode, "lag": runtime.lag, "stride": runtime.stride,
-            "worker": worker, **result}
+    with StreamRuntime(engine, image_size=image_size, **runtime) as stream:
+        engine.warmup(batch=max(1, -(-len(people) // stream.stride)))
+        result = _replay(stream, people, fps, seconds)
+    return {"people": len(people), "fps": fps, "mode": stream.mode, "lag": stream.lag, "stride": stream.stride,
+            "worker": bool(runtime.get("worker")), "blend": stream.blend, **result}
 
 
 def _replay(runtime: StreamRuntime, people: list[np.ndarray], fps: float, seconds: float) -> dict:
@@ -146,15 +145,14 @@ def format_replays(reports: list[dict], title: str = "") -> str:
     return render_table(headers, rows, title=title)
 
 
-def measure_people(engine: Engine, counts: list[int], fps: float, seconds: float, mode: str = "causal",
-                   max_people: int | None = None, lag: int | None = None, stride: int = 1,
-                   worker: bool = False) -> dict:
-    """Replay each of `counts` people; with max_people, also search for the most people sustainable
-    up to it. The report `kasf realtime` prints and writes."""
+def measure_people(engine: Engine, counts: list[int], fps: float, seconds: float, max_people: int | None = None,
+                   **runtime) -> dict:
+    """Replay each of `counts` people through StreamRuntime(**runtime); with max_people, also search
+    for the most people sustainable up to it. The report `kasf realtime` prints and writes."""
     people, image_size = recorded_people(max([max_people or 0, *counts]))
 
     def run(count: int) -> dict:
-        return replay_people(engine, people[:count], image_size, fps, seconds, mode, lag, stride, worker)
+        return replay_people(engine, people[:count], image_size, fps, seconds, **runtime)
 
     result = {"engine_metadata": engine.metadata(), "criterion": CRITERION, "runs": [run(count) for count in counts]}
     if max_people is not None:

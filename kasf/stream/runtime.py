@@ -17,6 +17,11 @@ itself for integers), so N tracks put about N / stride windows, not N, on each f
 track gets never depends on the other tracks. A track's first window returns its frames from 0.
 Closing a track flushes its pending poses, from windows past its end.
 
+Blending (blend=True): a returned pose is the mean, with equal weights, of the poses every window
+that held its frame gave for it, from the first such window up to the one returning it, so a
+pose where windows meet draws on its neighbours' windows too. It costs no engine work; it changes
+anything only where lag > 0 (with lag 0 the returning window is the first to hold the frame).
+
 Without a worker each call lifts its own windows and returns their poses. With one
 (worker=True), windows go to a thread that lifts all that queued up in one batch while the frame
 loop goes on, and each call returns the poses finished since the last: the same poses, later,
@@ -49,7 +54,7 @@ from ..engines.base import Engine
 from ..errors import InputError, KasfError
 from ..model.normalization import normalize_screen
 from ..model.skeleton import JOINT_NAMES, NUM_JOINTS, ROOT
-from .windows import EngineWorker, LatencyLog, PoseResult, Window, lift
+from .windows import Blend, EngineWorker, LatencyLog, PoseResult, Window, lift
 
 MODES = ("causal", "centred")
 
@@ -82,8 +87,8 @@ def track_phase(track_id: Hashable, stride: int) -> int:
 class _Track:
     """A person's last n_frames filled, normalised frames and what missing joints fall back to."""
 
-    def __init__(self, n_frames: int, phase: int):
-        self.phase = phase
+    def __init__(self, n_frames: int, phase: int, blend: Blend | None):
+        self.phase, self.blend = phase, blend
         self.frames: deque[np.ndarray] = deque(maxlen=n_frames)
         self.runtime_frames: deque[int] = deque(maxlen=n_frames)
         self.count = 0                                   # frames pushed so far
@@ -130,12 +135,13 @@ class StreamRuntime:
     stride (see the module's docstring) default to the mode's: lag 0 (causal) or 13 (centred),
     stride 1. worker=True lifts the windows on a thread of their own (kasf.stream.windows), so a
     frame costs the app only its bookkeeping and the poses come back from a later call; use the
-    runtime as a context manager, or stop() it, to end that thread.
+    runtime as a context manager, or stop() it, to end that thread. blend=True: see the module's
+    docstring.
     """
 
     def __init__(self, engine: Engine, mode: str = "causal", image_size: Sequence[float] | None = None,
                  normalized: bool = False, close_after: int | None = None, lag: int | None = None,
-                 stride: int = 1, worker: bool = False):
+                 stride: int = 1, worker: bool = False, blend: bool = False):
         if (image_size is None) == (not normalized):
             raise KasfError("say what the keypoints are: image_size=(width, height) for pixels, or "
                             "normalized=True for keypoints already in normalised screen units (not both)")
@@ -147,6 +153,7 @@ class StreamRuntime:
         self.lag = mode_lag(mode, self.n_frames) if lag is None else lag
         check_lag_stride(self.lag, stride, self.n_frames)
         self.engine, self.mode, self.close_after, self.stride = engine, mode, close_after, int(stride)
+        self.blend = bool(blend)
         self.lag = int(self.lag)
         self.image_size = None if image_size is None else tuple(float(v) for v in image_size)
         self.frame = 0
@@ -182,7 +189,8 @@ class StreamRuntime:
         for track_id, values in checked.items():
             track = self._tracks.get(track_id)
             if track is None:
-                track = self._tracks[track_id] = _Track(self.n_frames, track_phase(track_id, self.stride))
+                track = self._tracks[track_id] = _Track(self.n_frames, track_phase(track_id, self.stride),
+                                                        Blend() if self.blend else None)
             track.push(values, self.frame)
             if self._due(track, track.count - 1):
                 windows.append(self._window(track_id, track, track.count - 1, start))
@@ -231,7 +239,11 @@ class StreamRuntime:
         track.emitted = frames.stop
         first = self.n_frames - 1 - newest
         returns = tuple((track.runtime_frame(frame), frame, frame + first) for frame in frames)
-        return Window(track_id, track.window(newest), returns, due)
+        if track.blend is None:
+            return Window(track_id, track.window(newest), returns, due)
+        later = range(frames.stop, min(newest, track.count - 1) + 1)
+        return Window(track_id, track.window(newest), returns, due, track.blend,
+                      tuple((frame, frame + first) for frame in later))
 
     def _end(self, track_id: Hashable, due: float) -> list[Window]:
         """Close the track; the windows past its end (its last frame repeated) that return its pending frames."""

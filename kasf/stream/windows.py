@@ -30,15 +30,37 @@ class PoseResult:
     pose: np.ndarray    # [17, 3] float32
 
 
+class Blend:
+    """A track's running sums of the poses its windows gave for frames not yet returned, so that a
+    returned pose is the mean of every window that contained its frame (equal weights)."""
+
+    def __init__(self):
+        self._sums: dict[int, list] = {}             # track frame -> [sum of poses, windows]
+
+    def add(self, track_frame: int, pose: np.ndarray) -> None:
+        entry = self._sums.setdefault(track_frame, [np.zeros_like(pose), 0])
+        entry[0] += pose
+        entry[1] += 1
+
+    def take(self, track_frame: int, pose: np.ndarray) -> np.ndarray:
+        """The frame's mean with this last window's pose; the frame leaves the sums."""
+        self.add(track_frame, pose)
+        total, count = self._sums.pop(track_frame)
+        return total / np.float32(count)
+
+
 @dataclass(frozen=True)
 class Window:
     """A track's n_frames window and the poses it returns: (runtime frame, track frame, window
-    position) each; `due` is the perf_counter time it fell due."""
+    position) each; `due` is the perf_counter time it fell due. With blending, `blend` is the
+    track's sums and `contributes` the (track frame, position) of the later frames it also holds."""
 
     track_id: Hashable
     keypoints: np.ndarray                          # [n_frames, 17, 3]
     returns: tuple[tuple[int, int, int], ...]
     due: float
+    blend: Blend | None = None
+    contributes: tuple[tuple[int, int], ...] = ()
 
 
 class LatencyLog:
@@ -62,7 +84,7 @@ class LatencyLog:
 
 def lift(engine: Engine, windows: list[Window], latency: LatencyLog) -> list[PoseResult]:
     """All the windows' poses from one engine call (several, of the engine's max_batch, when more),
-    in the windows' order."""
+    in the windows' order (a track's windows must come in the order they fell due, for blending)."""
     if not windows:
         return []
     keypoints = np.stack([window.keypoints for window in windows])
@@ -72,8 +94,17 @@ def lift(engine: Engine, windows: list[Window], latency: LatencyLog) -> list[Pos
     ready = time.perf_counter()
     latency.engine.append(ready - start)
     latency.window.extend(ready - window.due for window in windows)
-    return [PoseResult(window.track_id, frame, track_frame, pose[position])
-            for window, pose in zip(windows, poses) for frame, track_frame, position in window.returns]
+    results = []
+    for window, pose in zip(windows, poses):
+        if window.blend is None:
+            results += [PoseResult(window.track_id, frame, track_frame, pose[position])
+                        for frame, track_frame, position in window.returns]
+            continue
+        for track_frame, position in window.contributes:
+            window.blend.add(track_frame, pose[position])
+        results += [PoseResult(window.track_id, frame, track_frame, window.blend.take(track_frame, pose[position]))
+                    for frame, track_frame, position in window.returns]
+    return results
 
 
 class EngineWorker:

@@ -61,6 +61,12 @@ def test_the_grid_reports_accuracy_latency_and_work(frames, engine, tmp_path):
     assert (tmp_path / "latency.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_blending_smooths_where_windows_meet_at_no_extra_work(frames, engine):
+    plain, blended = latency_accuracy(engine, [(13, 7), (13, 7, True)], frames)
+    assert blended["blend"] and blended["windows_per_pose"] == plain["windows_per_pose"]
+    assert blended["mpjpe_mm"] != plain["mpjpe_mm"]
+
+
 def test_the_streamed_mpjpe_is_the_mean_over_frames(frames, engine):
     poses, _ = stream_sequences(engine, frames, 0, 27)
     expected = mpjpe(frames.to_millimetres(poses[:, None])[:, 0], frames.poses_mm[:, 0]).mean()
@@ -69,9 +75,10 @@ def test_the_streamed_mpjpe_is_the_mean_over_frames(frames, engine):
 
 
 def test_settings_parse_and_bad_ones_are_named(engine, frames):
-    assert parse_setting("7:14") == (7, 14)
-    with pytest.raises(KasfError, match="'7-14' is not LAG:STRIDE"):
-        parse_setting("7-14")
+    assert parse_setting("7:14") == (7, 14, False) and parse_setting("13:7:blend") == (13, 7, True)
+    for bad in ("7-14", "7:x", "13:7:mean", "1:2:blend:3"):
+        with pytest.raises(KasfError, match=f"'{bad}' is not LAG:STRIDE or LAG:STRIDE:blend"):
+            parse_setting(bad)
     with pytest.raises(KasfError, match="lag 20 \\+ stride 8"):
         latency_accuracy(engine, [(20, 8)], frames)
     with pytest.raises(KasfError, match="at least one sequence"):
@@ -80,10 +87,10 @@ def test_settings_parse_and_bad_ones_are_named(engine, frames):
 
 def test_the_command_prints_the_table_and_writes_json_and_plot(tiny_onnx, tmp_path):
     done = subprocess.run([sys.executable, "-m", "kasf", "latency-accuracy", "--engine", str(tiny_onnx),
-                           "--settings", "13:1", "3:9", "--sequences", "2", "--threads", "1",
+                           "--settings", "13:1", "3:9", "13:7:blend", "--sequences", "2", "--threads", "1",
                            "--json", str(tmp_path / "la.json"), "--plot", str(tmp_path / "la.png")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "vs centred" in done.stdout and "+0.0%" in done.stdout
     rows = json.loads((tmp_path / "la.json").read_text())["rows"]
-    assert [(r["lag"], r["stride"]) for r in rows] == [(13, 1), (3, 9)] and (tmp_path / "la.png").is_file()
+    assert [r["setting"] for r in rows] == ["13:1", "3:9", "13:7:blend"] and (tmp_path / "la.png").is_file()

@@ -258,9 +258,9 @@ def fuzz_keypoints(seed: int, kind: str):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=OPERATIONS, mode=st.sampled_from(["causal", "centred"]), close_after=st.sampled_from([None, 1, 3]),
-       stride=st.sampled_from([1, 1, 3, 14]), lag=st.sampled_from([None, 0, 5, 13]), worker=st.booleans())
+       stride=st.sampled_from([1, 1, 3, 14]), lag=st.sampled_from([None, 0, 5, 13]), worker=st.booleans(), blend=st.booleans())
 def test_random_pushes_closes_and_closed_tracks_raise_nothing_but_kasf_errors(onnx_engine, operations, mode,
-                                                                                close_after, stride, lag, worker):
+                                                                                close_after, stride, lag, worker, blend):
     returned: dict = {}
 
     def check(results):
@@ -272,7 +272,7 @@ def test_random_pushes_closes_and_closed_tracks_raise_nothing_but_kasf_errors(on
         return results
 
     with StreamRuntime(onnx_engine, mode=mode, normalized=True, close_after=close_after, lag=lag, stride=stride,
-                       worker=worker) as runtime:
+                       worker=worker, blend=blend) as runtime:
         for operation, argument in operations:
             try:
                 if operation == "push":
@@ -397,3 +397,26 @@ def test_a_stopped_runtime_refuses_more_windows_but_keeps_its_poses(onnx_engine)
     assert [r.track_frame for r in runtime.drain()] == [0]
     with pytest.raises(KasfError, match="the runtime was stopped: open a new StreamRuntime"):
         runtime.process({0: seq[1]})
+
+
+@pytest.mark.parametrize("worker", [False, True])
+@pytest.mark.parametrize("lag, stride", [(CENTRE, 1), (CENTRE, 7), (7, 14), (3, 3), (0, 5)])
+def test_blending_returns_the_mean_of_every_window_that_held_the_frame(onnx_engine, lag, stride, worker):
+    frames, tracks = 30, 2
+    people = {track: sequence(frames, seed=70 + track) for track in range(tracks)}
+    with StreamRuntime(onnx_engine, lag=lag, stride=stride, normalized=True, blend=True, worker=worker) as runtime:
+        returned = [r for j in range(frames) for r in runtime.process({t: seq[j] for t, seq in people.items()})]
+        returned += runtime.close_all()
+    for track, seq in people.items():
+        mine = sorted((r for r in returned if r.track_id == track), key=lambda r: r.track_frame)
+        assert [r.track_frame for r in mine] == list(range(frames))
+        phase, blended = track % stride, 0
+        for r in mine:
+            last = window_end(r.track_frame, lag, stride, phase)
+            ends = [end for end in range(r.track_frame, last + 1) if end >= lag and (end + 1 - lag + phase) % stride == 0]
+            windows = np.stack([padded(seq, end - T + 1, end + 1) for end in ends])
+            positions = [r.track_frame - end + T - 1 for end in ends]
+            expected = onnx_engine.infer(windows)[np.arange(len(ends)), positions].mean(axis=0)
+            np.testing.assert_allclose(r.pose, expected, atol=1e-5)
+            blended += len(ends) > 1
+        assert (blended > 0) == (lag > 0)      # with lag 0 the returning window is the first to hold a frame
