@@ -2,8 +2,8 @@
 // a camera. Reads a kasf keypoint CSV (kasf.capture), pushes each frame's people, processes the
 // frame, closes every track at the end and writes the poses CSV, as `kasf replay` does.
 //
-//   kasf_replay ENGINE KEYPOINTS.csv POSES.csv [--mode causal|centred] [--lag N] [--stride N] [--image-size W H]
-//               [--close-after N] [--threads N] [--backend NAME]
+//   kasf_replay ENGINE KEYPOINTS.csv POSES.csv [--mode causal|centred] [--lag N] [--stride N] [--blend]
+//               [--image-size W H] [--close-after N] [--threads N] [--backend NAME]
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -25,7 +25,7 @@ struct Row {
 
 [[noreturn]] void usage(const std::string& problem) {
   std::cerr << "kasf_replay: " << problem << "\n"
-            << "usage: kasf_replay ENGINE KEYPOINTS.csv POSES.csv [--mode causal|centred] [--lag N] [--stride N]\n"
+            << "usage: kasf_replay ENGINE KEYPOINTS.csv POSES.csv [--mode causal|centred] [--lag N] [--stride N] [--blend]\n"
             << "                   [--image-size W H] [--close-after N] [--threads N] [--backend NAME]\n";
   std::exit(2);
 }
@@ -90,6 +90,10 @@ int main(int argc, char** argv) {
   std::string backend;
   for (int i = 4; i < argc; ++i) {
     const std::string flag = argv[i];
+    if (flag == "--blend") {
+      options.blend = 1;
+      continue;
+    }
     auto value = [&]() -> std::string {
       if (i + 1 >= argc) usage(flag + " needs a value");
       return argv[++i];

@@ -80,6 +80,7 @@ kasf_options kasf_default_options(void) {
   options.backend = nullptr;
   options.lag = -1;
   options.stride = 1;
+  options.blend = 0;
   return options;
 }
 
@@ -92,6 +93,9 @@ kasf_status kasf_create(const char* engine_path, const kasf_options* options, ka
     return fail(KASF_INVALID_ARGUMENT, "kasf_create: unknown mode " + std::to_string(chosen.mode) +
                                            ": choose KASF_CAUSAL or KASF_CENTRED");
   }
+  if (chosen.blend != 0 && chosen.blend != 1) {
+    return fail(KASF_INVALID_ARGUMENT, "kasf_create: blend must be 0 or 1, got " + std::to_string(chosen.blend));
+  }
   return guarded([&] {
     kasf::BackendOptions backend_options;
     backend_options.threads = chosen.threads;
@@ -103,6 +107,7 @@ kasf_status kasf_create(const char* engine_path, const kasf_options* options, ka
     stream_options.close_after = chosen.close_after;
     stream_options.lag = chosen.lag;
     stream_options.stride = chosen.stride;
+    stream_options.blend = chosen.blend == 1;
     auto backend = kasf::open_backend(engine_path, chosen.backend != nullptr ? chosen.backend : "", backend_options);
     auto created = std::make_unique<kasf_runtime>();
     created->backend_name = backend->name();

@@ -117,7 +117,9 @@ bool StreamRuntime::due(const Track& track, int64_t newest) const {
 
 StreamRuntime::Request StreamRuntime::request(int64_t track_id, const std::shared_ptr<Track>& track,
                                               int64_t newest) const {
-  Request made{track_id, track, newest, track->emitted, std::min(newest - lag_, track->count - 1)};
+  const int64_t last = std::min(newest - lag_, track->count - 1);
+  Request made{track_id, track, newest, track->emitted, last,
+               options_.blend ? std::min(newest, track->count - 1) : last};
   track->emitted = made.last + 1;
   return made;
 }
@@ -236,6 +238,12 @@ std::vector<StreamRuntime::Request> StreamRuntime::close_idle() {
   return requests;
 }
 
+void StreamRuntime::add_to_blend(Track& track, int64_t frame, const float* pose) {
+  auto entry = track.blend_sums.try_emplace(frame, Joints{}, 0).first;
+  for (size_t k = 0; k < entry->second.first.size(); ++k) entry->second.first[k] += pose[k];
+  ++entry->second.second;
+}
+
 const std::vector<PoseResult>& StreamRuntime::lift(const std::vector<Request>& requests) {
   results_.clear();
   const size_t window_size = static_cast<size_t>(n_frames_) * kNumJoints * kChannels;
@@ -253,11 +261,26 @@ const std::vector<PoseResult>& StreamRuntime::lift(const std::vector<Request>& r
     windows_run_ += static_cast<int64_t>(batch);
     for (size_t i = 0; i < batch; ++i) {
       const Request& request = requests[start + i];
+      auto pose_of = [&](int64_t frame) {
+        const size_t position = static_cast<size_t>(frame - request.newest + n_frames_ - 1);
+        return poses_.data() + i * window_size + position * kNumJoints * kChannels;
+      };
+      for (int64_t frame = request.last + 1; frame <= request.held; ++frame) {
+        add_to_blend(*request.track, frame, pose_of(frame));
+      }
       for (int64_t frame = request.first; frame <= request.last; ++frame) {
         PoseResult result{request.track_id, request.track->runtime_frame(frame), frame, {}};
-        const size_t position = static_cast<size_t>(frame - request.newest + n_frames_ - 1);
-        const float* pose = poses_.data() + i * window_size + position * result.pose.size();
-        std::copy(pose, pose + result.pose.size(), result.pose.begin());
+        const float* pose = pose_of(frame);
+        if (options_.blend) {
+          // The frame's mean over the windows that held it, this one the last (the Python runtime's Blend).
+          add_to_blend(*request.track, frame, pose);
+          auto entry = request.track->blend_sums.find(frame);
+          const float count = static_cast<float>(entry->second.second);
+          for (size_t k = 0; k < result.pose.size(); ++k) result.pose[k] = entry->second.first[k] / count;
+          request.track->blend_sums.erase(entry);
+        } else {
+          std::copy(pose, pose + result.pose.size(), result.pose.begin());
+        }
         results_.push_back(result);
       }
     }

@@ -1,6 +1,6 @@
 // The streaming window logic of kasf.stream.StreamRuntime, in C++: per-track sliding windows,
-// lag and stride (staggered by track id), start and end padding, missing-joint filling, one
-// engine call per frame. Kept line for line
+// lag and stride (staggered by track id), blending, start and end padding, missing-joint
+// filling, one engine call per frame. Kept line for line
 // with the Python runtime so the two give the same poses (tested to 1e-3 mm).
 #pragma once
 
@@ -29,6 +29,7 @@ struct StreamOptions {
   float image_width = 0.0f;   // both 0: keypoints already normalised
   float image_height = 0.0f;
   int close_after = 0;        // 0: tracks close only when told
+  bool blend = false;         // a returned pose is the mean of every window that held its frame
 };
 
 struct PoseResult {
@@ -52,6 +53,8 @@ class Track {
   int64_t count = 0;      // frames pushed so far
   int64_t emitted = 0;    // frames whose pose has been returned
   int64_t last_push = -1;
+  // Blending: the sums of the poses windows gave for frames not yet returned, and how many.
+  std::unordered_map<int64_t, std::pair<Joints, int>> blend_sums;
 
  private:
   int64_t first_kept() const { return count - static_cast<int64_t>(frames_.size()); }
@@ -85,13 +88,15 @@ class StreamRuntime {
   int num_tracks() const { return static_cast<int>(order_.size()); }
 
  private:
-  // The window ending at track frame `newest`, returning the track's frames first..last.
+  // The window ending at track frame `newest`, returning the track's frames first..last; with
+  // blending it also adds its poses of frames last+1..held to the track's sums.
   struct Request {
     int64_t track_id;
     std::shared_ptr<Track> track;
     int64_t newest;
     int64_t first;
     int64_t last;
+    int64_t held;
   };
 
   Joints check(int64_t track_id, const float* keypoints, int num_joints) const;
@@ -100,6 +105,7 @@ class StreamRuntime {
   std::vector<Request> end(int64_t track_id);
   std::vector<Request> close_idle();
   const std::vector<PoseResult>& lift(const std::vector<Request>& requests);
+  static void add_to_blend(Track& track, int64_t frame, const float* pose);
 
   std::unique_ptr<Backend> backend_;
   StreamOptions options_;

@@ -142,6 +142,9 @@ static void test_engine_files(const char* engine, const char* work) {
   options = kasf_default_options();
   options.lag = -2;
   EXPECT_ERROR(kasf_create(engine, &options, &runtime), KASF_INVALID_ARGUMENT, "lag must be at least 0");
+  options = kasf_default_options();
+  options.blend = 2;
+  EXPECT_ERROR(kasf_create(engine, &options, &runtime), KASF_INVALID_ARGUMENT, "blend must be 0 or 1, got 2");
   EXPECT(runtime == NULL, "no handle after failures");
 }
 

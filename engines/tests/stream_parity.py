@@ -61,21 +61,22 @@ def main() -> int:
     parser.add_argument("--mode", choices=("causal", "centred"), required=True)
     parser.add_argument("--lag", type=int, help="default: the mode's")
     parser.add_argument("--stride", type=int, default=1)
+    parser.add_argument("--blend", action="store_true")
     parser.add_argument("--work", required=True, help="folder for the capture and pose files")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--budget-mm", type=float, default=1e-3)
     args = parser.parse_args()
 
     work = Path(args.work)
-    name = f"{args.mode}_{args.lag}_{args.stride}"
+    name = f"{args.mode}_{args.lag}_{args.stride}{'_blend' if args.blend else ''}"
     frames, (width, height) = capture()
     keypoints_csv = write_keypoints(work / f"capture_{name}.csv", frames)
     with load_engine(args.engine, threads=args.threads) as engine:
         runtime = StreamRuntime(engine, mode=args.mode, image_size=(width, height), close_after=CLOSE_AFTER,
-                                lag=args.lag, stride=args.stride)
+                                lag=args.lag, stride=args.stride, blend=args.blend)
         python_csv = write_poses(work / f"python_{name}.csv", replay_frames(runtime, frames))
     cpp_csv = work / f"cpp_{name}.csv"
-    setting = ["--lag", str(args.lag)] if args.lag is not None else []
+    setting = (["--lag", str(args.lag)] if args.lag is not None else []) + (["--blend"] if args.blend else [])
     subprocess.run([args.replay, args.engine, str(keypoints_csv), str(cpp_csv), "--mode", args.mode, *setting,
                     "--stride", str(args.stride), "--image-size", str(width), str(height),
                     "--close-after", str(CLOSE_AFTER), "--threads", str(args.threads)], check=True)
@@ -93,7 +94,7 @@ def main() -> int:
     cpp_mm = to_millimetres(np.stack([cpp_poses[k] for k in keys]), width, height, factor)
     deviation = np.linalg.norm(python_mm - cpp_mm, axis=-1)
     verdict = "PASS" if deviation.max() <= args.budget_mm else "FAIL"
-    print(f"{verdict}: {args.mode} mode, lag {runtime.lag}, stride {runtime.stride}, {len(keys)} poses of {len(APPEARANCES)} tracks over {FRAMES} frames from "
+    print(f"{verdict}: {args.mode} mode, lag {runtime.lag}, stride {runtime.stride}, blend {runtime.blend}, {len(keys)} poses of {len(APPEARANCES)} tracks over {FRAMES} frames from "
           f"{args.engine}: C++ against Python per-joint deviation mean {deviation.mean():.2e} mm, "
           f"max {deviation.max():.2e} mm (budget {args.budget_mm:g} mm; {factor:.3f} mm per pixel)")
     return 0 if verdict == "PASS" else 1

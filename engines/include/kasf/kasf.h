@@ -9,8 +9,8 @@
  * The window logic is the Python runtime's (kasf.stream.StreamRuntime): every `stride` frames of a
  * track its window goes through the engine and returns the poses `lag` to `lag + stride - 1`
  * frames behind its newest keypoints (tracks staggered by id: the phase is the id modulo stride);
- * causal mode is lag 0, centred mode lag 13, both stride 1; closing a track flushes its pending
- * poses; windows
+ * causal mode is lag 0, centred mode lag 13, both stride 1; with blend, a returned pose is the
+ * mean of every window that held its frame; closing a track flushes its pending poses; windows
  * are padded by repeating a track's first and last frames; missing joints (confidence 0, their
  * coordinates may be NaN) keep confidence 0 and take the joint's last seen position, else the
  * frame's pelvis, else the mean of the frame's seen joints, else the track's previous anchor.
@@ -63,6 +63,7 @@ typedef struct kasf_options {
   const char* backend; /* "aoti", "onnxruntime", "tensorrt"; NULL: from the engine file's suffix */
   int lag;             /* frames the newest returned pose lies behind the newest keypoints; -1: the mode's */
   int stride;          /* poses one engine window returns per track, every stride frames; lag + stride <= 27 */
+  int blend;           /* 1: a returned pose is the mean of every window that held its frame; 0: its last window's */
 } kasf_options;
 
 typedef struct kasf_pose {
@@ -74,7 +75,7 @@ typedef struct kasf_pose {
 
 typedef struct kasf_runtime kasf_runtime;
 
-/* Causal mode (lag -1: the mode's; stride 1), normalised keypoints, no auto-close, default threads,
+/* Causal mode (lag -1: the mode's; stride 1; no blending), normalised keypoints, no auto-close, default threads,
  * device 0, backend by suffix. */
 KASF_API kasf_options kasf_default_options(void);
 
