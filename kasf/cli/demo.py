@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peak-size", type=int, help=hidden)
     parser.add_argument("--people", type=int, nargs="+", help=hidden)
     parser.add_argument("--replay-seconds", type=float, help=hidden)
+    parser.add_argument("--strided-people", type=int, nargs="+", help=hidden)
+    parser.add_argument("--latency-settings", nargs="+", help=hidden)
+    parser.add_argument("--latency-sequences", type=int, help=hidden)
     parser.add_argument("--gif-frames", type=int, help=hidden)
     parser.add_argument("--test-every", type=int, help=hidden)
 
@@ -54,7 +57,9 @@ def _settings(args: argparse.Namespace) -> DemoSettings:
              "bench_duration_s": args.bench_duration, "bench_warmup_s": args.bench_warmup,
              "bench_iterations": args.bench_iterations, "peak_size": args.peak_size,
              "people": tuple(args.people) if args.people else None, "replay_seconds": args.replay_seconds,
-             "gif_frames": args.gif_frames, "test_every": args.test_every}
+             "strided_people": tuple(args.strided_people) if args.strided_people else None,
+             "latency_settings": tuple(args.latency_settings) if args.latency_settings else None,
+             "latency_sequences": args.latency_sequences, "gif_frames": args.gif_frames, "test_every": args.test_every}
     given = {key: value for key, value in given.items() if value is not None}
     return DemoSettings.quick(**given) if args.quick else DemoSettings(**given)
 

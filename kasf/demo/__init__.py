@@ -10,7 +10,9 @@ Stages, in order (each a small function; later stages read what earlier ones wro
   parity     each engine against PyTorch FP32: MPJPE and the noise  parity.json, parity.png
              floor (kasf.verify)
   bench      interleaved timing at small batches (kasf.bench)       bench.json, bench.csv, bench.png
-  realtime   the streaming runtime replaying people at 30 fps       realtime.json
+  realtime   the streaming runtime replaying people at 30 fps,      realtime.json
+             causal and strided with the engine worker
+  latency    streamed MPJPE, jitter and work per (lag, stride)      latency_accuracy.json, .png
   report     charts, 3D skeletons, an animated clip, one HTML page  report.html, *.png, clip.gif
 
 Every output is written atomically; a stage that finished leaves a JSON marker in --out/stages/.

@@ -38,6 +38,9 @@ class DemoSettings:
     people: tuple[int, ...] = (1, 4, 8)
     fps: float = 30.0
     replay_seconds: float = 5.0
+    strided_people: tuple[int, ...] = (8, 32)      # replayed again at lag 0, stride 27, with the worker
+    latency_settings: tuple[str, ...] = ("0:1", "13:1", "0:27", "7:14", "13:7", "13:7:blend")
+    latency_sequences: int = 32                    # test sequences streamed per setting
     test_every: int = 1                  # evaluate every n-th test clip (tests)
     skeleton_clips: int = 4
     gif_frames: int = 108
@@ -47,8 +50,14 @@ class DemoSettings:
         """Settings the demo cannot run with fail here, before any stage starts."""
         if self.minutes <= 0:
             raise KasfError(f"--minutes must be positive, got {self.minutes:g}")
-        if min(self.people) < 1 or min(self.parity_clips, self.gif_frames, self.test_every) < 1:
-            raise KasfError("people, parity clips, GIF frames and --test-every must be at least 1")
+        if min(*self.people, *self.strided_people) < 1 \
+                or min(self.parity_clips, self.gif_frames, self.test_every, self.latency_sequences) < 1:
+            raise KasfError("people, parity clips, GIF frames, streamed sequences and --test-every must be at "
+                            "least 1")
+        from ..stream.accuracy import parse_setting
+
+        for setting in self.latency_settings:
+            parse_setting(setting)
         if self.device != "cpu" and not torch.cuda.is_available():
             raise KasfError(f"--device {self.device} asked for, but this torch ({torch.__version__}) sees no CUDA "
                             "device: use --device cpu")
@@ -58,7 +67,7 @@ class DemoSettings:
         """About 2 minutes of training; the whole demo well under 10 minutes on a 2-core CPU."""
         # Epochs of 16 steps: fit stops only between epochs, so short ones spend the budget more fully.
         return cls(**{"minutes": 2.0, "warmup_epochs": 0, "steps_per_epoch": 16, "bench_duration_s": 1.0,
-                      "replay_seconds": 2.0, **changes})
+                      "replay_seconds": 2.0, "latency_sequences": 4, **changes})
 
 
 # Which settings each stage's outputs depend on: a change re-runs the stage (and the ones after it).
@@ -69,7 +78,8 @@ DEPENDS = {
     "engines": ("device",),
     "parity": ("parity_clips",),
     "bench": ("bench_batches", "bench_duration_s", "bench_warmup_s", "bench_iterations", "peak_size"),
-    "realtime": ("people", "fps", "replay_seconds"),
+    "realtime": ("people", "fps", "replay_seconds", "strided_people"),
+    "latency": ("latency_settings", "latency_sequences"),
     "report": ("skeleton_clips", "gif_frames"),
 }
 # Stages whose outputs changed form in a release: a marker from before records no (or another)

@@ -164,21 +164,51 @@ def stage_bench(demo: Demo) -> dict:
                       f"{fastest['latency']['median_ms']:.2f} ms median"}
 
 
+def _streaming_engine(demo: Demo) -> dict:
+    """The runnable engine ranked best for streaming on this machine."""
+    return min((r for r in _runnable(demo) if r.get("streaming_rank") is not None), key=lambda r: r["streaming_rank"])
+
+
 def stage_realtime(demo: Demo) -> dict:
-    """Replay recorded people through the streaming runtime on the best engine for this machine."""
+    """Replay recorded people through the streaming runtime on the best engine for this machine:
+    causal stride 1, then lag 0, stride 27 with the engine worker."""
     from ..stream.realtime import recorded_people, replay_people
 
     settings = demo.settings
-    row = min((r for r in _runnable(demo) if r.get("streaming_rank") is not None), key=lambda r: r["streaming_rank"])
-    people, image_size = recorded_people(max(settings.people))
+    row = _streaming_engine(demo)
+    people, image_size = recorded_people(max(*settings.people, *settings.strided_people))
     with _open(demo, row) as engine:
         runs = [replay_people(engine, people[:count], image_size, settings.fps, settings.replay_seconds)
                 for count in settings.people]
-    write_json(demo.path("realtime.json"), {"engine": row["name"], "runs": runs})
-    kept = [r["people"] for r in runs if r["keeps_up"]]
+        strided = [replay_people(engine, people[:count], image_size, settings.fps, settings.replay_seconds,
+                                 lag=0, stride=engine.n_frames, worker=True) for count in settings.strided_people]
+    write_json(demo.path("realtime.json"), {"engine": row["name"], "runs": runs + strided})
+
+    def most(reports: list[dict]) -> int:
+        return max([r["people"] for r in reports if r["keeps_up"]], default=0)
+
     return {"engine": row["name"], "outputs": ["realtime.json"],
-            "result": f"{row['name']}: keeps up with {max(kept) if kept else 0} of {list(settings.people)} people "
-                      f"at {settings.fps:g} fps"}
+            "result": f"{row['name']} at {settings.fps:g} fps: causal keeps up with {most(runs)} of "
+                      f"{list(settings.people)} people; lag 0, stride 27 with the worker {most(strided)} of "
+                      f"{list(settings.strided_people)}"}
+
+
+def stage_latency(demo: Demo) -> dict:
+    """Streamed accuracy against latency for a grid of lag and stride (kasf.stream.accuracy)."""
+    from ..stream.accuracy import latency_accuracy, mocap_test_frames, parse_setting, plot_latency_accuracy
+
+    settings = demo.settings
+    row = _streaming_engine(demo)
+    frames = mocap_test_frames(settings.latency_sequences)
+    with _open(demo, row) as engine:
+        rows = latency_accuracy(engine, [parse_setting(text) for text in settings.latency_settings], frames)
+    write_json(demo.path("latency_accuracy.json"), {"engine": row["name"], "rows": rows})
+    plot_latency_accuracy(rows, demo.path("latency_accuracy.png"),
+                          f"{row['name']}: {rows[0]['frames']} streamed test frames")
+    best = min(rows, key=lambda r: r["mpjpe_mm"])
+    return {"engine": row["name"], "outputs": ["latency_accuracy.json", "latency_accuracy.png"],
+            "result": f"{len(rows)} settings over {rows[0]['frames']} streamed frames; lowest MPJPE "
+                      f"{best['mpjpe_mm']:.1f} mm at {best['setting']}"}
 
 
 def stage_report(demo: Demo) -> dict:
@@ -196,6 +226,7 @@ def stage_report(demo: Demo) -> dict:
 
 STAGES: dict[str, Callable[[Demo], dict]] = {
     "train": stage_train, "evaluate": stage_evaluate, "export": stage_export, "engines": stage_engines,
-    "parity": stage_parity, "bench": stage_bench, "realtime": stage_realtime, "report": stage_report,
+    "parity": stage_parity, "bench": stage_bench, "realtime": stage_realtime, "latency": stage_latency,
+    "report": stage_report,
 }
 

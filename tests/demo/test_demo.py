@@ -14,7 +14,8 @@ from kasf.demo.stages import STAGES
 
 TINY = ["demo", "--preset", "tiny", "--minutes", "0.05", "--steps-per-epoch", "2", "--test-every", "8",
         "--parity-clips", "4", "--bench-duration", "0.05", "--bench-warmup", "0.01", "--bench-iterations", "2",
-        "--peak-size", "128", "--people", "1", "2", "--replay-seconds", "0.2", "--gif-frames", "4", "--no-progress"]
+        "--peak-size", "128", "--people", "1", "2", "--replay-seconds", "0.2", "--strided-people", "3", "--latency-settings", "0:1", "13:7",
+        "13:7:blend", "--latency-sequences", "2", "--gif-frames", "4", "--no-progress"]
 
 
 def _kasf(*args):
@@ -45,7 +46,8 @@ def test_demo_writes_a_report_with_real_images(demo_run):
     assert _summary_status(result.stdout) == {stage: "ran" for stage in STAGES}
     page = (out / "report.html").read_text()
     sources = re.findall(r'<img src="([^"]+)"', page)
-    assert {"per_joint.png", "skeletons.png", "bench.png", "clip.gif", "parity.png"} <= set(sources)
+    assert {"per_joint.png", "skeletons.png", "bench.png", "clip.gif", "parity.png",
+            "latency_accuracy.png"} <= set(sources)
     for source in sources:
         assert "/" not in source                     # relative, beside the report
         with Image.open(out / source) as image:
@@ -55,8 +57,14 @@ def test_demo_writes_a_report_with_real_images(demo_run):
             assert pixels.std() > 5                  # a render, not a blank canvas
             if source.endswith(".gif"):
                 assert image.n_frames == 4
-    for section in ("Per motion", "Parity against PyTorch FP32", "Benchmark", "Streaming runtime"):
+    for section in ("Per motion", "Parity against PyTorch FP32", "Benchmark", "Streaming runtime",
+                    "Latency against accuracy"):
         assert section in page
+    latency = json.loads((out / "latency_accuracy.json").read_text())["rows"]
+    assert [row["setting"] for row in latency] == ["0:1", "13:7", "13:7:blend"]
+    assert all(f"<td>{row['setting']}</td>" in page for row in latency)
+    realtime = json.loads((out / "realtime.json").read_text())["runs"]
+    assert [(r["people"], r["stride"], r["worker"]) for r in realtime] == [(1, 1, False), (2, 1, False), (3, 27, True)]
     parity = json.loads((out / "parity.json").read_text())
     assert parity and all(f"<td>{report['engine']}</td>" in page and report["floor"]["envelope"]["mean_mm"] >= 0
                           for report in parity)
