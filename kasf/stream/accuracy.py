@@ -139,6 +139,7 @@ def plot_latency_accuracy(rows: list[dict], path, title: str = "") -> None:
                               xytext=(3, 3), textcoords="offset points")
     axes.set_xlabel("mean pose latency (frames)")
     axes.set_ylabel("streamed MPJPE (mm)")
+    axes.ticklabel_format(axis="y", useOffset=False)
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=7)
     axes.set_title(title or "latency against accuracy (lag:stride)", fontsize=9)
