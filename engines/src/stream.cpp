@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numeric>
 #include <sstream>
 
 namespace kasf {
@@ -101,6 +103,7 @@ StreamRuntime::StreamRuntime(std::unique_ptr<Backend> backend, const StreamOptio
   }
   lag_ = options.lag >= 0 ? options.lag : (options.mode == Mode::Causal ? 0 : n_frames_ / 2);
   stride_ = options.stride;
+  phase_step_ = phase_step(stride_);
   if (lag_ + stride_ > n_frames_) {
     const std::string n = std::to_string(n_frames_);
     throw Error(Status::InvalidArgument, "lag " + std::to_string(lag_) + " + stride " + std::to_string(stride_) +
@@ -109,6 +112,33 @@ StreamRuntime::StreamRuntime(std::unique_ptr<Backend> backend, const StreamOptio
                                              " frames: the poses a window returns must lie in it (lag + stride <= " +
                                              n + ")");
   }
+}
+
+int phase_step(int stride) {
+  // kasf.stream.runtime.phase_step: of the steps coprime to stride, the one whose worst
+  // m * (smallest gap between the first m ids' phases), m = 2..5, is largest; then the largest
+  // sum of those; then the smallest step.
+  if (stride == 1) return 1;
+  int best = 0;
+  std::pair<int, int> best_spread{-1, -1};
+  for (int step = 1; step <= stride; ++step) {
+    if (std::gcd(step, stride) != 1) continue;
+    int worst = std::numeric_limits<int>::max(), sum = 0;
+    for (int m = 2; m <= std::min(stride, 5); ++m) {
+      std::vector<int> phases;
+      for (int i = 0; i < m; ++i) phases.push_back(i * step % stride);
+      std::sort(phases.begin(), phases.end());
+      int gap = phases.front() + stride - phases.back();
+      for (int i = 1; i < m; ++i) gap = std::min(gap, phases[i] - phases[i - 1]);
+      worst = std::min(worst, m * gap);
+      sum += m * gap;
+    }
+    if (std::make_pair(worst, sum) > best_spread) {
+      best_spread = {worst, sum};
+      best = step;
+    }
+  }
+  return best;
 }
 
 bool StreamRuntime::due(const Track& track, int64_t newest) const {
@@ -177,8 +207,10 @@ const std::vector<PoseResult>& StreamRuntime::process() {
   for (const auto& [track_id, keypoints] : staged_) {
     auto [entry, opened] = tracks_.try_emplace(track_id, nullptr);
     if (opened) {
-      // The track's phase: its id modulo stride, never negative (Python's int % stride).
-      const int phase = static_cast<int>(((track_id % stride_) + stride_) % stride_);
+      // The track's phase (kasf.stream.runtime.track_phase): its id modulo stride, never negative
+      // (Python's int % stride), times the phase step, modulo stride.
+      const int64_t id_phase = ((track_id % stride_) + stride_) % stride_;
+      const int phase = static_cast<int>(id_phase * phase_step_ % stride_);
       entry->second = std::make_shared<Track>(n_frames_, phase);
       order_.push_back(track_id);
     }

@@ -19,6 +19,10 @@ using Joints = std::array<float, kNumJoints * kChannels>;
 
 enum class Mode { Causal, Centred };
 
+// The multiplier of integer track ids in their phase: coprime to stride (ids 0..stride-1 take
+// every phase once), the one that spreads the first few ids most evenly over the stride.
+int phase_step(int stride);
+
 // Human3.6M joint names in kasf.skeleton order; nullptr outside 0..16.
 const char* joint_name(int joint);
 
@@ -112,6 +116,7 @@ class StreamRuntime {
   int n_frames_;
   int lag_;
   int stride_;
+  int phase_step_;
   int64_t windows_run_ = 0;
   int64_t frame_ = 0;
   std::unordered_map<int64_t, std::shared_ptr<Track>> tracks_;

@@ -12,9 +12,11 @@ of a window's poses come back:
 The named modes are presets of these: "causal" is lag 0, stride 1 (the newest frame, no delay),
 "centred" lag n_frames // 2 = 13, stride 1 (the window's middle frame, as the model was trained
 and evaluated). Tracks are staggered: a track's windows fall on the frames where
-(track frame + 1 - lag + phase) is a multiple of stride, its phase taken from its own id (the id
-itself for integers), so N tracks put about N / stride windows, not N, on each frame, and what a
-track gets never depends on the other tracks. A track's first window returns its frames from 0.
+(track frame + 1 - lag + phase) is a multiple of stride, its phase taken from its own id alone
+(track_phase: consecutive integer ids land far apart over the stride, and any stride ids
+consecutive ids fill every phase once), so N tracks put about N / stride windows, not N, on each
+frame, a few tracks spread their windows over the stride instead of bunching them on
+neighbouring frames, and what a track gets never depends on the other tracks. A track's first window returns its frames from 0.
 Closing a track flushes its pending poses, from windows past its end.
 
 Blending (blend=True): a returned pose is the mean, with equal weights, of the poses every window
@@ -43,6 +45,7 @@ InputError, as a tracker that reuses ids would otherwise join two people into on
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 from collections import deque
@@ -76,11 +79,30 @@ def check_lag_stride(lag: int, stride: int, n_frames: int) -> None:
                         f"{n_frames} frames: the poses a window returns must lie in it (lag + stride <= {n_frames})")
 
 
+def phase_step(stride: int) -> int:
+    """The multiplier of integer ids in their phase: coprime to stride, so ids 0..stride-1 take every
+    phase once, and of those the one that spreads the first 2 to 5 ids most evenly over the stride
+    (the largest worst m * (smallest gap between the first m ids' phases); then the largest sum of
+    them; then the smallest step)."""
+    if stride == 1:
+        return 1
+    counts = range(2, min(stride, 5) + 1)
+
+    def spread(step: int) -> tuple[int, int, int]:
+        gaps = []
+        for m in counts:
+            phases = sorted(i * step % stride for i in range(m))
+            gaps.append(m * min(b - a for a, b in zip(phases, phases[1:] + [phases[0] + stride])))
+        return min(gaps), sum(gaps), -step
+
+    return max((k for k in range(1, stride + 1) if math.gcd(k, stride) == 1), key=spread)
+
+
 def track_phase(track_id: Hashable, stride: int) -> int:
-    """Where a track's windows fall among the stride's frames: its integer id modulo stride (the C++
-    runtime's rule), or a stable hash of any other id; never the other tracks."""
+    """Where a track's windows fall among the stride's frames: its integer id times phase_step,
+    modulo stride (the C++ runtime's rule), or a stable hash of any other id; never the other tracks."""
     if isinstance(track_id, (int, np.integer)) and not isinstance(track_id, bool):
-        return int(track_id) % stride
+        return int(track_id) % stride * phase_step(stride) % stride
     return zlib.crc32(repr(track_id).encode("utf-8")) % stride
 
 

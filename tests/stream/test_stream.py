@@ -9,7 +9,7 @@ from kasf.engines.onnxruntime import OnnxRuntimeEngine
 from kasf.engines.torch import TorchEngine
 from kasf.errors import InputError, KasfError
 from kasf.model.normalization import normalize_screen
-from kasf.stream.runtime import StreamRuntime
+from kasf.stream.runtime import StreamRuntime, track_phase
 
 from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML
 
@@ -300,7 +300,7 @@ def window_end(frame: int, lag: int, stride: int, phase: int) -> int:
 @pytest.mark.parametrize("lag, stride", [(0, 1), (CENTRE, 1), (0, 27), (7, 14), (3, 5), (26, 1), (10, 17), (0, 9)])
 def test_every_lag_and_stride_returns_the_model_on_the_windows_by_hand(onnx_engine, lag, stride):
     frames = 40
-    people = {track: sequence(frames, seed=20 + track) for track in range(3)}    # phases 0, 1, 2
+    people = {track: sequence(frames, seed=20 + track) for track in range(3)}
     runtime = StreamRuntime(onnx_engine, lag=lag, stride=stride, normalized=True)
     returned = []
     for j in range(frames):
@@ -309,7 +309,7 @@ def test_every_lag_and_stride_returns_the_model_on_the_windows_by_hand(onnx_engi
     for track, seq in people.items():
         mine = [(call, r) for call, r in returned if r.track_id == track]
         assert [r.track_frame for _, r in mine] == list(range(frames))
-        ends = [window_end(r.track_frame, lag, stride, track % stride) for _, r in mine]
+        ends = [window_end(r.track_frame, lag, stride, track_phase(track, stride)) for _, r in mine]
         assert [call for call, _ in mine] == [min(end, frames) for end in ends]    # past the end: at close
         windows = np.stack([padded(seq, end - T + 1, end + 1) for end in ends])
         positions = [r.track_frame - end + T - 1 for (_, r), end in zip(mine, ends)]
@@ -330,10 +330,17 @@ def test_tracks_are_staggered_over_the_stride(onnx_engine):
 
 
 def test_string_ids_take_a_stable_phase():
-    from kasf.stream.runtime import track_phase
-
     assert track_phase("left wing", 14) == track_phase("left wing", 14) == 0 != track_phase("right wing", 14)
-    assert [track_phase(i, 5) for i in range(7)] == [0, 1, 2, 3, 4, 0, 1]
+
+
+@pytest.mark.parametrize("stride", range(1, T + 1))
+def test_consecutive_ids_fill_every_phase_and_land_far_apart(stride):
+    phases = [track_phase(i, stride) for i in range(2 * stride)]
+    assert sorted(phases[:stride]) == list(range(stride)) and phases[stride:] == phases[:stride]
+    for m in range(2, min(stride, 5) + 1):   # the first m tracks sit at least stride / (3 m) from one another
+        first = sorted(phases[:m])
+        assert min(b - a for a, b in zip(first, first[1:] + [first[0] + stride])) >= stride // (3 * m)
+    assert [track_phase(i, 27) for i in range(4)] == [0, 11, 22, 6] and track_phase(-1, 27) == 16
 
 
 @pytest.mark.parametrize("lag, stride", [(0, 1), (CENTRE, 1), (0, 27), (7, 14), (3, 5)])
@@ -410,7 +417,7 @@ def test_blending_returns_the_mean_of_every_window_that_held_the_frame(onnx_engi
     for track, seq in people.items():
         mine = sorted((r for r in returned if r.track_id == track), key=lambda r: r.track_frame)
         assert [r.track_frame for r in mine] == list(range(frames))
-        phase, blended = track % stride, 0
+        phase, blended = track_phase(track, stride), 0
         for r in mine:
             last = window_end(r.track_frame, lag, stride, phase)
             ends = [end for end in range(r.track_frame, last + 1) if end >= lag and (end + 1 - lag + phase) % stride == 0]

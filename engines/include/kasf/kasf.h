@@ -8,7 +8,8 @@
  *
  * The window logic is the Python runtime's (kasf.stream.StreamRuntime): every `stride` frames of a
  * track its window goes through the engine and returns the poses `lag` to `lag + stride - 1`
- * frames behind its newest keypoints (tracks staggered by id: the phase is the id modulo stride);
+ * frames behind its newest keypoints (tracks staggered by id: the phase is the id times a step
+ * coprime to stride that spreads consecutive ids over it, modulo stride);
  * causal mode is lag 0, centred mode lag 13, both stride 1; with blend, a returned pose is the
  * mean of every window that held its frame; closing a track flushes its pending poses; windows
  * are padded by repeating a track's first and last frames; missing joints (confidence 0, their
