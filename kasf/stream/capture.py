@@ -2,7 +2,7 @@
 CSV, and the replay of one through a StreamRuntime. `kasf replay` and the C++ runtime's
 kasf_replay read and write the same files, so the two runtimes can be compared on them.
 
-Keypoints: a header `frame,track,x_pelvis,y_pelvis,c_pelvis,...` (17 joints in kasf.skeleton
+Keypoints: a header `frame,track,x_pelvis,y_pelvis,c_pelvis,...` (17 joints in kasf.model.skeleton
 order), one row per person seen per frame, frames in order from 0; a frame without rows is a
 frame where nobody was seen (such frames at the very end are not recorded). A missing joint has
 confidence 0 (coordinates may be nan).

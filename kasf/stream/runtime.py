@@ -309,7 +309,7 @@ class StreamRuntime:
         if keypoints.shape != (NUM_JOINTS, 3):
             raise InputError(f"{where}: keypoints must have shape [{NUM_JOINTS}, 3] (Human3.6M joints; x, y, "
                              f"confidence), got {list(keypoints.shape)}; convert COCO-17 with "
-                             "kasf.skeleton.coco_to_h36m")
+                             "kasf.model.skeleton.coco_to_h36m")
         keypoints = keypoints.astype(np.float32)
         xy, confidence = keypoints[:, :2], keypoints[:, 2]
         problems = [

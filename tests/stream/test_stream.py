@@ -427,3 +427,14 @@ def test_blending_returns_the_mean_of_every_window_that_held_the_frame(onnx_engi
             np.testing.assert_allclose(r.pose, expected, atol=1e-5)
             blended += len(ends) > 1
         assert (blended > 0) == (lag > 0)      # with lag 0 the returning window is the first to hold a frame
+
+
+def test_the_wrong_shape_error_names_a_converter_that_exists(onnx_engine):
+    import importlib
+    import re
+
+    runtime = StreamRuntime(onnx_engine, normalized=True)
+    with pytest.raises(InputError, match=r"convert COCO-17 with ([\w.]+)") as raised:
+        runtime.process({0: np.zeros((17, 2), np.float32)})
+    module, name = re.search(r"convert COCO-17 with ([\w.]+)", str(raised.value)).group(1).rsplit(".", 1)
+    assert callable(getattr(importlib.import_module(module), name))
