@@ -73,8 +73,14 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
                              "only where lag > 0)")
 
 
-def add_worker_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--worker", action="store_true",
+def add_replay_arguments(parser: argparse.ArgumentParser, seconds: float) -> None:
+    """How recorded people are replayed in real time (kasf.stream.realtime.measure_people)."""
+    replay = parser.add_argument_group("real-time replay")
+    replay.add_argument("--fps", type=float, default=30.0, help="camera frame rate (default 30)")
+    replay.add_argument("--seconds", type=float, default=seconds, help=f"length of each replay (default {seconds:g})")
+    replay.add_argument("--max-people", type=int, default=256,
+                        help="upper end of the search for the most people sustainable (default 256)")
+    replay.add_argument("--worker", action="store_true",
                         help="lift the engine windows on a worker thread beside the frame loop (StreamRuntime's "
                              "worker=True): frames never wait for the engine, poses come back a frame or more later")
 

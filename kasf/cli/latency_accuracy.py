@@ -7,7 +7,7 @@ import argparse
 from ..files import write_json
 from ..stream.accuracy import (DEFAULT_SETTINGS, format_latency_accuracy, latency_accuracy, mocap_test_frames,
                                parse_setting, setting_label)
-from .arguments import add_engine_arguments, add_worker_argument, open_engine
+from .arguments import add_engine_arguments, add_replay_arguments, open_engine
 
 HELP = "the streaming runtime's accuracy for each (lag, stride): MPJPE, jitter, latency, work per pose"
 DESCRIPTION = ("Stream the embedded motion capture's test sequences through the streaming runtime, one track per "
@@ -25,10 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                       "(default: all 128)")
     parser.add_argument("--people", action="store_true",
                         help="also search for the most people sustained at --fps with each setting")
-    parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the people search (default 30)")
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of each replay of the search (default 3)")
-    parser.add_argument("--max-people", type=int, default=256, help="upper end of the search (default 256)")
-    add_worker_argument(parser)
+    add_replay_arguments(parser, seconds=3.0)
     parser.add_argument("--json", help="also write the rows as JSON here")
     parser.add_argument("--plot", help="also plot MPJPE against latency here (PNG)")
     add_engine_arguments(parser)

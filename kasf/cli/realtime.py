@@ -6,7 +6,7 @@ import argparse
 
 from ..files import write_json
 from ..stream.realtime import CRITERION, format_replays, measure_people
-from .arguments import add_engine_arguments, add_stream_arguments, add_worker_argument, open_engine
+from .arguments import add_engine_arguments, add_replay_arguments, add_stream_arguments, open_engine
 
 HELP = "how many tracked people the streaming runtime keeps up with"
 DESCRIPTION = ("Replay motion-capture people at a frame rate through the streaming runtime; report latency and "
@@ -18,14 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", required=True, help="the model file (.onnx, .engine/.plan, .pt/.pth, .pt2)")
     parser.add_argument("--people", type=int, nargs="+", default=[1, 4, 8],
                         help="people tracked at once, one replay each (default 1 4 8)")
-    parser.add_argument("--fps", type=float, default=30.0, help="camera frame rate (default 30)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of each replay (default 5)")
-    parser.add_argument("--max-people", type=int, default=256,
-                        help="upper end of the search for the most people sustainable (default 256)")
     parser.add_argument("--no-search", action="store_true", help="only replay the --people counts")
     parser.add_argument("--json", help="also write the reports as JSON here")
     add_stream_arguments(parser)
-    add_worker_argument(parser)
+    add_replay_arguments(parser, seconds=5.0)
     add_engine_arguments(parser)
 
 
