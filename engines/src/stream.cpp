@@ -164,7 +164,7 @@ Joints StreamRuntime::check(int64_t track_id, const float* keypoints, int num_jo
   if (num_joints != kNumJoints) {
     throw Error(Status::BadInput, at + ": keypoints must have shape [17, 3] (Human3.6M joints; x, y, confidence), "
                                        "got [" + std::to_string(num_joints) +
-                                       ", 3]; convert COCO-17 with kasf.model.skeleton.coco_to_h36m");
+                                       ", 3]; convert a detector's layout with kasf.keypoints.to_h36m(keypoints, layout)");
   }
   for (const auto& [id, staged] : staged_) {
     if (id == track_id) throw Error(Status::BadInput, at + ": the track already has keypoints in this frame");

@@ -23,7 +23,7 @@ enum class Mode { Causal, Centred };
 // every phase once), the one that spreads the first few ids most evenly over the stride.
 int phase_step(int stride);
 
-// Human3.6M joint names in kasf.model.skeleton order; nullptr outside 0..16.
+// Human3.6M joint names in kasf.keypoints.skeleton order; nullptr outside 0..16.
 const char* joint_name(int joint);
 
 struct StreamOptions {

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kasf.stream.capture import read_poses, replay_frames, write_keypoints, write_poses
+from kasf.keypoints.kasf_csv import write_keypoints
+from kasf.stream.capture import read_poses, replay_frames, write_poses
 from kasf.data.mocap import load_mocap_source
 from kasf.data.source import parse_split
 from kasf.engines import load_engine

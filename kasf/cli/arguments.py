@@ -56,13 +56,13 @@ def open_engine(args: argparse.Namespace, path_argument: str = "engine") -> Engi
     return load_engine(path, backend, **engine_options(args, backend))
 
 
-def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+def add_stream_arguments(parser: argparse.ArgumentParser, mode: str = "causal") -> None:
     """Which poses the streaming runtime returns (kasf.stream.StreamRuntime's mode, lag, stride)."""
     from ..stream import MODES
 
     stream = parser.add_argument_group("streaming")
-    stream.add_argument("--mode", choices=MODES, default="causal",
-                        help="latency preset: causal (lag 0) or centred (lag 13), stride 1 (default causal)")
+    stream.add_argument("--mode", choices=MODES, default=mode,
+                        help=f"latency preset: causal (lag 0) or centred (lag 13), stride 1 (default {mode})")
     stream.add_argument("--lag", type=int, help="frames the newest returned pose lies behind the newest keypoints "
                                                 "(default: the mode's)")
     stream.add_argument("--stride", type=int, default=1,

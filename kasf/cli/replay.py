@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..stream import StreamRuntime
-from ..stream.capture import read_keypoints, replay_frames, write_poses
+from ..keypoints.kasf_csv import read_keypoints
+from ..stream.capture import replay_frames, write_poses
 from .arguments import add_engine_arguments, add_stream_arguments, open_engine
 
 HELP = "lift a capture file of tracked people's keypoints, frame by frame"

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import DataError
 from ..model.normalization import normalize_screen, to_millimetres
-from ..model.skeleton import ROOT
+from ..keypoints.skeleton import ROOT
 from .source import Frames
 
 TRAIN_STRIDE = 9

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import DataError
-from ..model.skeleton import NUM_JOINTS
+from ..keypoints.skeleton import NUM_JOINTS
 
 # Subjects and games the paper tests on.
 SPORTSPOSE_TEST_SUBJECTS = ("S2", "S4", "S7", "S10", "S16", "S21", "S22")

@@ -59,7 +59,7 @@ Test motions were never seen in training. Machine: {html.escape(machine)}. Writt
 
 
 def _accuracy(evaluation: dict) -> str:
-    from ..model.skeleton import JOINT_NAMES
+    from ..keypoints.skeleton import JOINT_NAMES
 
     overall = [["clips", evaluation["clips"]], ["MPJPE (mm)", evaluation["mpjpe"]],
                ["P-MPJPE (mm)", evaluation["p_mpjpe"]], ["upper body (mm)", evaluation["upper_body"]],

@@ -29,7 +29,7 @@ def _save_figure(figure, path: Path) -> None:
 
 def plot_per_joint(evaluation: dict, path: Path) -> None:
     """Test MPJPE of each joint, a horizontal bar each."""
-    from ..model.skeleton import JOINT_NAMES
+    from ..keypoints.skeleton import JOINT_NAMES
 
     plt = _pyplot()
     values = [evaluation["per_joint"][name] for name in JOINT_NAMES]
@@ -53,7 +53,7 @@ def _upright(pose_mm: np.ndarray) -> np.ndarray:
 
 
 def _draw_pose(axes, pose_mm: np.ndarray, color: str, label: str | None = None) -> list:
-    from ..model.skeleton import PARENTS
+    from ..keypoints.skeleton import PARENTS
 
     pose = _upright(pose_mm)
     lines = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..model.kasportsformer import IN_CHANNELS
-from ..model.skeleton import NUM_JOINTS
+from ..keypoints.skeleton import NUM_JOINTS
 
 
 def reproduction_commands(onnx_path: str, input_name: str, n_frames: int, precision: str, batch: int,

@@ -20,7 +20,7 @@ from ..errors import InputError, KasfError
 from ..export.artifact import INPUT_NAME, OUTPUT_NAME, read_metadata, recorded_model, require_metadata
 from ..files import default_cache_dir
 from ..model.kasportsformer import IN_CHANNELS
-from ..model.skeleton import NUM_JOINTS
+from ..keypoints.skeleton import NUM_JOINTS
 from .base import Engine, check_batch_profile
 from .commands import reproduction_commands
 from .variants import ModelFiles, Variant

@@ -21,7 +21,7 @@ from ..errors import KasfError
 from ..model.checkpoint import Checkpoint
 from ..model.config import ModelConfig
 from ..model.kasportsformer import IN_CHANNELS, example_keypoints
-from ..model.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
+from ..keypoints.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 from .fuse import FP32_ISLANDS
 
 INPUT_NAME, OUTPUT_NAME = "keypoints_2d", "poses_3d"

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .layers import Mlp
-from .skeleton import BONE_DISTAL, BONE_PROXIMAL, LIMBS
+from ..keypoints.skeleton import BONE_DISTAL, BONE_PROXIMAL, LIMBS
 
 
 def bone_features(joints: torch.Tensor) -> torch.Tensor:

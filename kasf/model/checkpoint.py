@@ -24,7 +24,7 @@ from ..errors import CheckpointError, ConfigError
 from ..files import atomic_write
 from .kasportsformer import KASportsFormer
 from .normalization import ScreenNormalization
-from .skeleton import JOINT_NAMES, PARENTS
+from ..keypoints.skeleton import JOINT_NAMES, PARENTS
 
 FORMAT = "kasf-checkpoint"
 FORMAT_VERSION = 1

@@ -13,7 +13,7 @@ from .anatomy import LimbFus, bone_features
 from .config import PRESETS, ModelConfig, resolve_config
 from ..errors import InputError
 from .layers import Attention, GraphConv, MixerBlock
-from .skeleton import LIMBS, NUM_JOINTS, flip
+from ..keypoints.skeleton import LIMBS, NUM_JOINTS, flip
 
 IN_CHANNELS = 3
 OUT_CHANNELS = 3

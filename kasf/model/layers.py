@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .skeleton import NUM_JOINTS, adjacency
+from ..keypoints.skeleton import NUM_JOINTS, adjacency
 
 AXES = ("spatial", "temporal")   # what a layer mixes over: the joints of a frame, or the frames of a joint
 

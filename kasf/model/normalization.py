@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import InputError
-from .skeleton import ROOT
+from ..keypoints.skeleton import ROOT
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import KasfError
-from ..model.skeleton import NUM_JOINTS
+from ..keypoints.skeleton import NUM_JOINTS
 
 # Suffix of the exported model -> Triton platform and the file name Triton looks for.
 FORMATS = {

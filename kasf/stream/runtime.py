@@ -56,7 +56,7 @@ import numpy as np
 from ..engines.base import Engine
 from ..errors import InputError, KasfError
 from ..model.normalization import normalize_screen
-from ..model.skeleton import JOINT_NAMES, NUM_JOINTS, ROOT
+from ..keypoints.skeleton import JOINT_NAMES, NUM_JOINTS, ROOT
 from .windows import Blend, EngineWorker, LatencyLog, PoseResult, Window, lift
 
 MODES = ("causal", "centred")
@@ -308,8 +308,8 @@ class StreamRuntime:
             raise InputError(f"{where}: keypoints must be real numbers, got dtype {keypoints.dtype}")
         if keypoints.shape != (NUM_JOINTS, 3):
             raise InputError(f"{where}: keypoints must have shape [{NUM_JOINTS}, 3] (Human3.6M joints; x, y, "
-                             f"confidence), got {list(keypoints.shape)}; convert COCO-17 with "
-                             "kasf.model.skeleton.coco_to_h36m")
+                             f"confidence), got {list(keypoints.shape)}; convert a detector's layout with "
+                             "kasf.keypoints.to_h36m(keypoints, layout)")
         keypoints = keypoints.astype(np.float32)
         xy, confidence = keypoints[:, :2], keypoints[:, 2]
         problems = [

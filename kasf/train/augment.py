@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..model.skeleton import flip
+from ..keypoints.skeleton import flip
 
 
 def random_flip(keypoints: torch.Tensor, poses: torch.Tensor, prob: float = 0.5,

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..data.clips import ClipSet
-from ..model.skeleton import NUM_JOINTS
+from ..keypoints.skeleton import NUM_JOINTS
 
 
 class MeanPose(nn.Module):

@@ -9,7 +9,7 @@ from torch import nn
 from ..data.clips import ClipSet
 from .metrics import error_tables
 from ..model.kasportsformer import predict_with_flip
-from ..model.skeleton import JOINT_NAMES
+from ..keypoints.skeleton import JOINT_NAMES
 from ..table import render_table
 
 

@@ -12,7 +12,7 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import InputError
-from ..model.skeleton import JOINT_NAMES, LOWER_BODY, UPPER_BODY
+from ..keypoints.skeleton import JOINT_NAMES, LOWER_BODY, UPPER_BODY
 
 
 def _check_pair(predicted: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

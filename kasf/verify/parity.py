@@ -23,7 +23,7 @@ from torch import nn
 
 from ..data.clips import ClipSet
 from ..errors import DataError, KasfError
-from ..model.skeleton import JOINT_NAMES
+from ..keypoints.skeleton import JOINT_NAMES
 from .floor import NeighbourRecorder, neighbour_flips, perturb_keypoints, rounding_noise, unit_roundoff
 from .statistics import CONFIDENCE, OFF_MM, RESAMPLES, balanced_mean, clip_errors, deviation_stats, paired_bootstrap
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..files import atomic_write
-from ..model.skeleton import JOINT_NAMES, ROOT
+from ..keypoints.skeleton import JOINT_NAMES, ROOT
 from ..table import render_table
 from .parity import format_interval
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..train.metrics import joint_errors, p_mpjpe
-from ..model.skeleton import JOINT_NAMES
+from ..keypoints.skeleton import JOINT_NAMES
 
 QUANTILES = {"p50_mm": 50, "p90_mm": 90, "p99_mm": 99}
 OFF_MM = 0.5          # a clip counts as moved when some joint of it is this far off

@@ -6,7 +6,7 @@ import pytest
 
 from kasf.data import mocap
 from kasf.errors import DataError
-from kasf.model.skeleton import BONE_DISTAL, BONE_PROXIMAL, JOINT_NAMES
+from kasf.keypoints.skeleton import BONE_DISTAL, BONE_PROXIMAL, JOINT_NAMES
 
 WIDTH, HEIGHT = mocap.RESOLUTION
 PELVIS, RIGHT_HIP, RIGHT_KNEE, RIGHT_ANKLE = 0, 1, 2, 3

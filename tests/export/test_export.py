@@ -50,7 +50,7 @@ def test_packed_limb_fus_graph_does_not_grow_with_the_number_of_limbs(tmp_path):
         torch.onnx.export(PackedLimbFus(LimbFus(limbs)).eval(), (torch.rand(2, 27, 17, 3),), str(path), dynamo=True)
         return op_histogram(onnx.load(str(path)))
 
-    assert histogram(kasf.model.skeleton.LIMBS) == histogram(kasf.model.skeleton.LIMBS[:4])
+    assert histogram(kasf.keypoints.skeleton.LIMBS) == histogram(kasf.keypoints.skeleton.LIMBS[:4])
 
 
 def _flat(tokens: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 import torch
 
 from kasf.model.anatomy import LimbFus, bone_features
-from kasf.model.skeleton import LIMBS
+from kasf.keypoints.skeleton import LIMBS
 
 
 def _t_pose() -> torch.Tensor:

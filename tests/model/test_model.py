@@ -9,7 +9,7 @@ from kasf.model.checkpoint import authors_key, unused_authors_parameters
 from kasf.model.config import PRESETS, ModelConfig
 from kasf.errors import ConfigError, InputError
 from kasf.model.kasportsformer import predict_with_flip
-from kasf.model.skeleton import flip
+from kasf.keypoints.skeleton import flip
 
 from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML, PAPER_KEYS
 

@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from kasf.stream.capture import KEYPOINT_COLUMNS, read_keypoints, read_poses, replay_frames, write_keypoints, write_poses
+from kasf.keypoints.kasf_csv import KEYPOINT_COLUMNS, read_keypoints, write_keypoints
+from kasf.stream.capture import read_poses, replay_frames, write_poses
 from kasf.engines import load_engine
 from kasf.errors import InputError
 from kasf.stream.runtime import StreamRuntime

@@ -3,7 +3,7 @@ import torch
 
 from kasf.train.augment import random_flip
 from kasf.train.losses import LiftingLoss, LossWeights, mpjpe, n_mpjpe, velocity_error
-from kasf.model.skeleton import flip
+from kasf.keypoints.skeleton import flip
 
 
 def test_mpjpe_closed_form():

@@ -35,7 +35,7 @@ extern "C" {
 #define KASF_API
 #endif
 
-#define KASF_NUM_JOINTS 17 /* Human3.6M joints, in kasf.model.skeleton.JOINT_NAMES order */
+#define KASF_NUM_JOINTS 17 /* Human3.6M joints, in kasf.keypoints.skeleton.JOINT_NAMES order */
 
 typedef enum kasf_status {
   KASF_OK = 0,

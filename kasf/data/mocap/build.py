@@ -15,7 +15,7 @@ import numpy as np
 
 from ...errors import DataError
 from ...files import atomic_write, default_cache_dir
-from ...model.skeleton import ROOT
+from ...keypoints.skeleton import ROOT
 from .cameras import detector_noise, project, random_view
 from .kinematics import check_fps, find_urdf, motion_joints, parse_urdf, rest_stature
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...model.skeleton import ROOT
+from ...keypoints.skeleton import ROOT
 
 RESOLUTION = (1920, 1080)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
-from ...model.skeleton import NUM_JOINTS
+from ...keypoints.skeleton import NUM_JOINTS
 
 # URDF lengths are in units of 4 m: pybullet loads the humanoid with globalScaling=0.25.
 URDF_SCALE = 0.25

@@ -19,7 +19,7 @@ from ...export.artifact import read_metadata, require_metadata
 from ...files import atomic_write, write_json
 from ...model.checkpoint import file_sha256
 from ...model.kasportsformer import IN_CHANNELS
-from ...model.skeleton import NUM_JOINTS
+from ...keypoints.skeleton import NUM_JOINTS
 from ..base import check_batch_profile
 from .sidecar import (SIDECAR_FORMAT, SIDECAR_VERSION, compute_capability_text, import_tensorrt, layers_path,
                       require_cuda, sha256_bytes, sidecar_path)

@@ -13,7 +13,7 @@ import torch
 
 from ...errors import InputError, KasfError
 from ...model.kasportsformer import IN_CHANNELS
-from ...model.skeleton import NUM_JOINTS
+from ...keypoints.skeleton import NUM_JOINTS
 from ..base import Engine, cuda_event_seconds
 from ..commands import reproduction_commands
 from ..variants import ModelFiles, Variant

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ...model.layers import GraphConv
-from ...model.skeleton import NUM_JOINTS
+from ...keypoints.skeleton import NUM_JOINTS
 from .precision import island
 
 

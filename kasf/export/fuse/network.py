@@ -11,7 +11,7 @@ from torch import nn
 from ...model.anatomy import bone_features
 from ...model.kasportsformer import Head, KABlock, KASportsFormer
 from ...model.layers import Attention, MixerBlock
-from ...model.skeleton import NUM_JOINTS
+from ...keypoints.skeleton import NUM_JOINTS
 from .attention import FusedAttention
 from .folding import FusedMlp, PositionalEmbedding, layer_scale_gamma
 from .graph_conv import SimilarityGraphConv, SkeletonGraphConv

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ...model.skeleton import NUM_JOINTS
+from ...keypoints.skeleton import NUM_JOINTS
 
 
 def temporal_order(tokens: torch.Tensor, n_frames: int) -> torch.Tensor:

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from kasf.model import skeleton
+from kasf.keypoints import skeleton
 
 
 def test_tables_are_consistent():
@@ -35,21 +35,3 @@ def test_flip_twice_is_identity_numpy_and_torch():
     tensor = torch.from_numpy(poses)
     assert torch.equal(skeleton.flip(skeleton.flip(tensor)), tensor)
     assert np.array_equal(poses, tensor.numpy())  # the input is never modified
-
-
-def test_coco_to_h36m_places_and_synthesises_joints():
-    coco = np.zeros((17, 3), dtype=np.float32)
-    coco[:, 2] = 1.0
-    coco[5, :2], coco[6, :2] = (120, 100), (80, 100)      # left / right shoulder
-    coco[11, :2], coco[12, :2] = (110, 200), (90, 200)    # left / right hip
-    coco[0, :2] = (100, 60)                               # nose
-    coco[1, :2], coco[2, :2] = (105, 55), (95, 55)        # eyes
-    coco[3, :2], coco[4, :2] = (112, 58), (88, 58)        # ears
-    coco[11, 2] = 0.5
-    h36m = skeleton.coco_to_h36m(coco)
-    assert np.allclose(h36m[11, :2], (120, 100)) and np.allclose(h36m[1, :2], (90, 200))
-    assert np.allclose(h36m[0], (100, 200, 0.75))          # pelvis: mean of hips, confidences too
-    assert np.allclose(h36m[8, :2], (100, 100))            # thorax: shoulder midpoint
-    assert np.allclose(h36m[7, :2], (100, 150))            # spine: pelvis-thorax midpoint
-    assert np.allclose(h36m[9, :2], (100, 60))             # nose
-    assert h36m[10, 1] < h36m[9, 1] and np.isclose(h36m[10, 0], 100)  # head above the nose

@@ -1,4 +1,4 @@
-"""The Human3.6M 17-joint skeleton: joints, parents, bones, limbs, mirroring, COCO-17 input.
+"""The Human3.6M 17-joint skeleton the model lifts: joints, parents, bones, limbs, mirroring.
 
 Every table here is data the rest of kasf reads; nothing else hard-codes a joint index.
 """
@@ -40,12 +40,6 @@ LIMBS = (
 UPPER_BODY = tuple(range(7, 17))
 LOWER_BODY = tuple(range(1, 7))
 
-# COCO-17 keypoints copied one-to-one into H36M joints; pelvis, spine, thorax and head are made.
-COCO_TO_H36M = {0: 9, 5: 11, 6: 14, 7: 12, 8: 15, 9: 13, 10: 16, 11: 4, 12: 1, 13: 5, 14: 2, 15: 6, 16: 3}
-COCO_NOSE, COCO_EYES, COCO_EARS = 0, (1, 2), (3, 4)
-COCO_SHOULDERS, COCO_HIPS = (5, 6), (11, 12)
-
-
 def _flip_permutation() -> list[int]:
     perm = list(range(NUM_JOINTS))
     for right, left in zip(FLIP_RIGHT, FLIP_LEFT):
@@ -70,34 +64,4 @@ def flip(poses):
     numpy arrays or torch tensors (2D keypoints with confidence or 3D poses)."""
     out = poses[..., FLIP_PERMUTATION, :]
     out[..., 0] = -out[..., 0]
-    return out
-
-
-def coco_to_h36m(keypoints: np.ndarray) -> np.ndarray:
-    """Convert COCO-17 keypoints [..., 17, C] (x, y[, confidence]) to H36M-17.
-
-    Pelvis is the mean of the hips, thorax the shoulder midpoint, spine the midpoint of pelvis
-    and thorax; head is placed above the nose by the eye/ear distance. A synthesised joint's
-    confidence is the mean of its sources' confidences.
-    """
-    keypoints = np.asarray(keypoints, dtype=np.float32)
-    if keypoints.ndim < 2 or keypoints.shape[-2] != 17 or keypoints.shape[-1] not in (2, 3):
-        raise ValueError(f"COCO keypoints must have shape [..., 17, 2|3], got {list(keypoints.shape)}")
-    out = np.zeros(keypoints.shape, dtype=np.float32)
-    for coco, h36m in COCO_TO_H36M.items():
-        out[..., h36m, :] = keypoints[..., coco, :]
-    out[..., 0, :] = keypoints[..., COCO_HIPS, :].mean(axis=-2)
-    out[..., 8, :] = keypoints[..., COCO_SHOULDERS, :].mean(axis=-2)
-    out[..., 7, :] = (out[..., 0, :] + out[..., 8, :]) / 2
-    nose = keypoints[..., COCO_NOSE, :]
-    eyes = keypoints[..., COCO_EYES, :].mean(axis=-2)
-    ears = keypoints[..., COCO_EARS, :].mean(axis=-2)
-    # The crown sits above the eyes by about the eye-to-ear span, along the thorax-to-nose
-    # direction, so it tilts with the head instead of assuming an upright camera.
-    up = nose[..., :2] - out[..., 8, :2]
-    up /= np.maximum(np.linalg.norm(up, axis=-1, keepdims=True), 1e-6)
-    span = np.linalg.norm(ears[..., :2] - eyes[..., :2], axis=-1, keepdims=True)
-    out[..., 10, :2] = eyes[..., :2] + up * span
-    if keypoints.shape[-1] == 3:
-        out[..., 10, 2] = (nose[..., 2] + keypoints[..., COCO_EYES, 2].sum(-1) + keypoints[..., COCO_EARS, 2].sum(-1)) / 5
     return out
