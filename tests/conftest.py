@@ -9,6 +9,11 @@ AUTHORS_CHECKPOINT = FIXTURES / "official_tiny.pth"
 AUTHORS_YAML = FIXTURES / "official_tiny.yaml"
 AUTHORS_IO = FIXTURES / "official_tiny_io.npz"
 PAPER_KEYS = FIXTURES / "official_paper_state_dict.tsv"
+# Real OpenPose output (Pose2Sim's demo, BSD-3): the demo's sample, shipped in the package, and a
+# multi-person folder only the tests use.
+SAMPLE_DETECTIONS = Path(__file__).parents[1] / "kasf" / "demo" / "samples" / "balancing_cam01"
+SAMPLE_VIDEO = SAMPLE_DETECTIONS.with_suffix(".mp4")
+PARTICIPANTS = FIXTURES / "detectors" / "pose2sim" / "participants12_cam01"
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ EXAMPLES = """examples:
   kasf realtime --engine model_fp16.engine --fps 60 --mode centred --people 1 8 32
   kasf realtime --engine model.onnx --lag 7 --stride 14 --people 30
   kasf replay model.pt2 --keypoints capture.csv --image-size 1920 1080 -o poses.csv
+  kasf lift openpose_json/ --engine model.onnx --video clip.mp4 -o poses.trc -o poses.npz --render lifted.mp4
   kasf latency-accuracy --engine model.onnx --settings 0:1 13:1 7:14 --plot latency.png
   kasf demo --quick --out runs/demo
 """
@@ -39,7 +40,7 @@ EXAMPLES = """examples:
 COMMANDS = {
     "info": "info", "convert": "convert", "train": "train", "export": "export", "export-triton": "export_triton",
     "eval": "evaluate", "build": "build", "parity": "parity", "bench": "bench", "realtime": "realtime",
-    "replay": "replay", "latency-accuracy": "latency_accuracy", "demo": "demo",
+    "replay": "replay", "lift": "lift", "latency-accuracy": "latency_accuracy", "demo": "demo",
 }
 
 

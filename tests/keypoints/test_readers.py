@@ -12,8 +12,9 @@ from kasf.errors import InputError
 from kasf.keypoints import LAYOUTS, detect_format, read_detections
 from kasf.keypoints.kasf_csv import write_keypoints
 
-POSE2SIM = Path(__file__).parents[1] / "fixtures" / "detectors" / "pose2sim"
-BALANCING, PARTICIPANTS = POSE2SIM / "balancing_cam01", POSE2SIM / "participants12_cam01"
+from conftest import PARTICIPANTS, SAMPLE_DETECTIONS
+
+BALANCING = SAMPLE_DETECTIONS
 
 
 def real_people(folder: Path = BALANCING, frames: int = 30) -> list[list[dict[str, list[float]]]]:
