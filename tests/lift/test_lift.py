@@ -81,7 +81,7 @@ def test_lift_writes_every_output_type_from_a_real_openpose_folder(lifted):
     assert arrays["poses"].shape == (tracks, 100, 17, 3) and arrays["confidences"].shape == (tracks, 100, 17)
     assert list(arrays["frame_numbers"]) == list(range(100)) and list(arrays["joint_names"]) == list(JOINT_NAMES)
     present = np.isfinite(arrays["poses"]).all(axis=(2, 3))
-    assert present.sum() == np.isfinite(arrays["keypoints_2d"]).all(axis=(2, 3)).sum() >= 200
+    assert np.array_equal(present, np.isfinite(arrays["keypoints_2d"]).all(axis=(2, 3))) and present.sum() >= 200
     np.testing.assert_allclose(arrays["poses"][..., 0, :][present], 0, atol=1e-6)      # root-relative
     for track in arrays["poses"]:                      # each track's median ankle-to-crown chain: 0.96 x 1.8 m
         chains = np.mean([sum(np.linalg.norm(track[:, a] - track[:, b], axis=-1) for a, b in zip(c, c[1:]))
