@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
-from ..data.mocap import DEFAULT_CAMERAS
+from ..data.mocap import DEFAULT_CAMERAS, DETECTOR_ERRORS
 from ..engines import BACKENDS, backend_for, load_engine
 from ..engines.base import Engine
 from ..errors import KasfError
@@ -114,6 +115,8 @@ def parse_budgets(values: list[str]) -> dict[str, float]:
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data a command trains or evaluates on; the mocap's detector errors apply to every split
+    (the test split draws its own), so `kasf eval --detector-errors typical` measures noisy input."""
     data = parser.add_argument_group("data")
     data.add_argument("--data", default="mocap",
                       help="'mocap' (the embedded motion capture, default) or an authors'-format pickle")
@@ -125,8 +128,13 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--motion-dir", help="DeepMimic motion directory (default: the installed pybullet_data)")
     data.add_argument("--cameras", type=int, default=DEFAULT_CAMERAS,
                       help=f"virtual cameras per motion (mocap; default {DEFAULT_CAMERAS})")
-    data.add_argument("--noise-px", type=float, default=0.0,
-                      help="detector-like 2D noise in pixels (mocap; default 0: ground-truth 2D)")
+    models = "; ".join(f"{name}: {errors.describe()}" for name, errors in DETECTOR_ERRORS.items()).replace("%", "%%")
+    data.add_argument("--detector-errors", choices=list(DETECTOR_ERRORS), default="none",
+                      help=f"a 2D detector's mistakes in every split of the mocap, the test split's drawn apart "
+                           f"({models}; default none)")
+    data.add_argument("--noise-px", type=float,
+                      help="jitter in pixels for a person as tall as the image, scaled with the person's height "
+                           "(mocap; default: the --detector-errors model's)")
 
 
 def main_process() -> bool:
@@ -138,7 +146,10 @@ def load_splits(args: argparse.Namespace, n_frames: int):
     """The train / validation / test clips a command line names, with the data's notes on stderr."""
     from ..data.splits import load_splits as load
 
-    mocap = {"motion_dir": args.motion_dir, "cameras_per_motion": args.cameras, "noise_px": args.noise_px}
+    errors = DETECTOR_ERRORS[args.detector_errors]
+    if args.noise_px is not None:
+        errors = dataclasses.replace(errors, noise_px=args.noise_px)
+    mocap = {"motion_dir": args.motion_dir, "cameras_per_motion": args.cameras, "detector_errors": errors}
     splits = load(args.data, args.dataset, n_frames, args.validation_fraction, args.split_seed,
                   **(mocap if args.data == "mocap" else {}))
     if main_process():

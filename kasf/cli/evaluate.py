@@ -28,7 +28,9 @@ def run(args: argparse.Namespace) -> int:
     clips = getattr(load_splits(args, model.config.n_frames), args.split)
     report = evaluate_clips(model, clips, flip=args.flip, device=args.device)
     flip = " (test-time flip)" if args.flip else ""
-    print(format_report(report, f"{args.checkpoint} on {args.data} {args.split}{flip}"))
+    noise = "" if args.noise_px is None else f", noise {args.noise_px:g} px"
+    errors = f" with detector errors {args.detector_errors}{noise}" if args.data == "mocap" else ""
+    print(format_report(report, f"{args.checkpoint} on {args.data} {args.split}{errors}{flip}"))
     if args.json:
         print(f"wrote {write_json(args.json, report)}")
     return 0

@@ -61,7 +61,8 @@ def load_splits(data: str | Path = "mocap", dataset: str | None = None, n_frames
                 validation_fraction: float = 0.1, seed: int = 0, **mocap_options) -> Splits:
     """Clips for training (stride 9), validation and test (stride 27).
 
-    data: "mocap" for the embedded motion capture (mocap_options go to load_mocap_source), or
+    data: "mocap" for the embedded motion capture (mocap_options go to load_mocap_source, e.g.
+    detector_errors=DETECTOR_ERRORS["typical"] for a detector's 2D in every split), or
     the path of an authors'-format pickle; dataset names its resolution table (inferred: a
     camera_name key means SportsPose). Validation comes from held-out training sequences of a
     pickle, and from held-out motions of the motion capture; never from the test split. seed

@@ -141,7 +141,7 @@ def test_cameras_are_deterministic_per_seed():
 
 def test_detector_noise_moves_2d_and_adds_confidence():
     clean = mocap.build_mocap_source(cameras_per_motion=2)
-    noisy = mocap.build_mocap_source(cameras_per_motion=2, noise_px=6.0)
+    noisy = mocap.build_mocap_source(cameras_per_motion=2, detector_errors=mocap.DetectorErrors(noise_px=6.0))
     for name in clean:
         assert "confidence" not in clean[name]
         split = noisy[name]

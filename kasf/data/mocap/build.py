@@ -16,7 +16,8 @@ import numpy as np
 from ...errors import DataError
 from ...files import atomic_write, default_cache_dir
 from ...keypoints.skeleton import ROOT
-from .cameras import detector_noise, project, random_view
+from .cameras import project, random_view
+from .detector import GROUND_TRUTH_2D, DetectorErrors, detector_noise
 from .kinematics import check_fps, find_urdf, motion_joints, parse_urdf, rest_stature
 
 MOTIONS = (
@@ -70,11 +71,12 @@ def _check_split(split: Mapping[str, Sequence[str]], motion_dir: Path) -> None:
             seen[motion] = name
 
 
-def _check_options(cameras_per_motion: int, noise_px: float, fps: float) -> None:
+def _check_options(cameras_per_motion: int, detector_errors: DetectorErrors, fps: float) -> None:
     if cameras_per_motion < 1:
         raise DataError(f"cameras_per_motion must be at least 1, got {cameras_per_motion}")
-    if not noise_px >= 0:
-        raise DataError(f"noise_px must be zero or positive, got {noise_px}")
+    if not isinstance(detector_errors, DetectorErrors):
+        raise DataError("detector_errors must be a DetectorErrors (e.g. DETECTOR_ERRORS['typical']), "
+                        f"got {detector_errors!r}")
     check_fps(fps)
 
 
@@ -84,17 +86,18 @@ def _stable_code(text: str) -> int:
 
 def build_mocap_source(motion_dir: str | Path | None = None,
                        split: Mapping[str, Sequence[str]] = DEFAULT_SPLIT,
-                       cameras_per_motion: int = DEFAULT_CAMERAS, noise_px: float = 0.0, fps: float = 30.0,
+                       cameras_per_motion: int = DEFAULT_CAMERAS,
+                       detector_errors: DetectorErrors = GROUND_TRUTH_2D, fps: float = 30.0,
                        seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """Per-frame arrays in the authors' source-pickle format, one dict per split.
 
     Each (motion, camera) pair is one sequence, "<motion>/cam<k>". Cameras and noise are drawn
     from the seed, the split's name and the motion's name, so a split's data does not change
-    when other splits do. noise_px > 0 adds detector-like 2D noise and a 'confidence' key:
-    noise_px is the jitter's standard deviation for a person as tall as the image (1080 px),
-    scaled with the person's height in the image, with rare outliers several times larger.
+    when other splits do (the test split's detector errors are its own draws, too). Active
+    errors (kasf.data.mocap.detector) replace joint_2d by detector-like 2D and add a
+    'confidence' key; the default is the ground-truth 2D.
     """
-    _check_options(cameras_per_motion, noise_px, fps)
+    _check_options(cameras_per_motion, detector_errors, fps)
     motion_dir = find_motion_dir(motion_dir)
     _check_split(split, motion_dir)
     humanoid = parse_urdf(find_urdf(motion_dir))
@@ -109,10 +112,10 @@ def build_mocap_source(motion_dir: str | Path | None = None,
             for camera in range(cameras_per_motion):
                 camera_joints, focal = random_view(camera_rng, joints)
                 arrays = project(camera_joints, focal)
-                if noise_px > 0:
+                if detector_errors.active:
                     person_height = focal * stature / camera_joints[:, ROOT, 2]
                     arrays["joint_2d"], arrays["confidence"] = detector_noise(
-                        noise_rng, arrays["joint_2d"], person_height, noise_px)
+                        noise_rng, arrays["joint_2d"], person_height, detector_errors)
                 arrays["source"] = np.full(len(joints), f"{motion}/cam{camera}")
                 arrays["camera_name"] = np.full(len(joints), "mocap")
                 arrays["action"] = np.full(len(joints), motion)
@@ -164,22 +167,23 @@ def _write_cache(path: Path, source: dict[str, dict[str, np.ndarray]]) -> None:
 
 def load_mocap_source(motion_dir: str | Path | None = None,
                       split: Mapping[str, Sequence[str]] = DEFAULT_SPLIT,
-                      cameras_per_motion: int = DEFAULT_CAMERAS, noise_px: float = 0.0, fps: float = 30.0,
-                      seed: int = 0, cache_dir: str | Path | None = None) -> dict[str, dict[str, np.ndarray]]:
+                      cameras_per_motion: int = DEFAULT_CAMERAS,
+                      detector_errors: DetectorErrors = GROUND_TRUTH_2D, fps: float = 30.0, seed: int = 0,
+                      cache_dir: str | Path | None = None) -> dict[str, dict[str, np.ndarray]]:
     """build_mocap_source, cached under cache_dir (default: default_cache_dir()).
 
     The cache key covers the arguments and the contents of the motion and URDF files, so edited
     files or options give a fresh build; an unreadable cache file is rebuilt and replaced.
     """
-    _check_options(cameras_per_motion, noise_px, fps)
+    _check_options(cameras_per_motion, detector_errors, fps)
     resolved_dir = find_motion_dir(motion_dir)
     _check_split(split, resolved_dir)
-    options = {"cameras_per_motion": int(cameras_per_motion), "noise_px": float(noise_px), "fps": float(fps),
-               "seed": int(seed)}
+    options = {"cameras_per_motion": int(cameras_per_motion), "fps": float(fps), "seed": int(seed)}
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir).expanduser()
-    path = cache_dir / f"mocap-{_cache_key(resolved_dir, split, options)}.npz"
+    key = _cache_key(resolved_dir, split, {**options, "detector_errors": detector_errors.to_dict()})
+    path = cache_dir / f"mocap-{key}.npz"
     source = _read_cache(path)
     if source is None:
-        source = build_mocap_source(resolved_dir, split, **options)
+        source = build_mocap_source(resolved_dir, split, detector_errors=detector_errors, **options)
         _write_cache(path, source)
     return source

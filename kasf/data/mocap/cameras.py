@@ -1,5 +1,4 @@
-"""Static pinhole cameras around a motion: the 2.5D arrays of the authors' source pickles, and
-detector-like noise on the 2D."""
+"""Static pinhole cameras around a motion: the 2.5D arrays of the authors' source pickles."""
 
 from __future__ import annotations
 
@@ -17,12 +16,6 @@ _IMAGE_MARGIN = 0.1      # joints stay inside the central 90% of each image axis
 _NEAREST_DEPTH = 1.0     # metres between the camera and the nearest joint, at least
 _EXTRA_DISTANCE = (1.0, 1.4)
 _UP = np.array([0.0, 1.0, 0.0])
-
-# Detector-like noise: jitter of noise_px for a person as tall as the image, scaled with the
-# person's height in the image; a few joints jump much further, as detectors' mistakes do.
-_OUTLIER_RATE = 0.02
-_OUTLIER_SIGMAS = (5.0, 15.0)
-_CONFIDENCE_SIGMAS = 3.0  # error (in jitter sigmas) at which confidence falls to 0.5
 
 
 def _look_at(forward: np.ndarray, roll: float) -> np.ndarray:
@@ -72,17 +65,3 @@ def project(camera_joints: np.ndarray, focal: float) -> dict[str, np.ndarray]:
         "joints_2.5d_image": (image * factor[:, None, None]).astype(np.float32),
     }
 
-
-def detector_noise(rng: np.random.Generator, pixels: np.ndarray, person_height: np.ndarray,
-                    noise_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Noisy 2D [N, 17, 2] and a confidence [N, 17] in (0, 1] that falls as the error grows."""
-    sigma = noise_px * person_height[:, None] / RESOLUTION[1]
-    offset = rng.normal(size=pixels.shape) * sigma[..., None]
-    outlier = rng.random(pixels.shape[:2]) < _OUTLIER_RATE
-    direction = rng.normal(size=pixels.shape)
-    direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
-    jump = direction * (rng.uniform(*_OUTLIER_SIGMAS, size=pixels.shape[:2]) * sigma)[..., None]
-    offset = np.where(outlier[..., None], jump, offset)
-    error = np.linalg.norm(offset, axis=-1)
-    confidence = 1 / (1 + (error / (_CONFIDENCE_SIGMAS * sigma)) ** 2)
-    return (pixels + offset).astype(np.float32), confidence.astype(np.float32)
