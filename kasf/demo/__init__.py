@@ -13,6 +13,8 @@ Stages, in order (each a small function; later stages read what earlier ones wro
   realtime   the streaming runtime replaying people at 30 fps,      realtime.json
              causal and strided with the engine worker
   latency    streamed MPJPE, jitter and work per (lag, stride)      latency_accuracy.json, .png
+  lift       kasf lift on real OpenPose output (samples/) and its    lift/poses*.trc, poses.npz,
+             video: tracked, lifted, rendered                        lifted.mp4, lift.json
   report     charts, 3D skeletons, an animated clip, one HTML page  report.html, *.png, clip.gif
 
 Every output is written atomically; a stage that finished leaves a JSON marker in --out/stages/.

@@ -33,9 +33,10 @@ def render_html(demo: Demo) -> str:
     bench = demo.read("bench.json")
     realtime = demo.read("realtime.json")
     latency = demo.read("latency_accuracy.json")
+    lifted = demo.read("lift/lift.json")
     sections = [_introduction(demo, bench["environment"]), _accuracy(evaluation), _engines_and_parity(engines, parity),
                 _benchmark(demo.settings, bench), _streaming(demo.settings, realtime), _latency(latency),
-                "</body></html>\n"]
+                _lift(lifted), "</body></html>\n"]
     return "\n".join(sections)
 
 
@@ -136,3 +137,14 @@ windows meet. People sustained per setting: <code>kasf latency-accuracy --people
 {html_table(["lag:stride", "latency frames mean", "max", "windows/pose", "MPJPE mm", "vs centred", "P-MPJPE mm",
              "accel mm/frame²"], rows)}
 <img src="latency_accuracy.png" alt="streamed MPJPE against mean latency per lag and stride">"""
+
+
+def _lift(lifted: dict) -> str:
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in lifted["notes"])
+    return f"""<h2>A real detector file, lifted</h2>
+<p class="note">kasf lift on {lifted['frames']} frames of real OpenPose output ({html.escape(lifted['layout'])},
+Pose2Sim's demo, BSD-3) with its {lifted['image_size'][0]:g}x{lifted['image_size'][1]:g} video at
+{lifted['fps']:g} fps, on {html.escape(lifted['engine'])}: {lifted['tracks']} tracks, centred (lag 13, stride 1).
+{html.escape(lifted['scale'])}. Files: {html.escape(', '.join(lifted['written']))}.</p>
+<ul class="note">{notes}</ul>
+<video src="lift/lifted.mp4" controls loop muted autoplay playsinline style="max-width:100%"></video>"""

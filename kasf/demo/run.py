@@ -27,6 +27,7 @@ class DemoSettings:
     minutes: float = 15.0                # training budget
     warmup_epochs: int = 2               # the README's mocap recipe (the paper's 10 outlast a short budget;
                                          # --quick: 0, its first epoch at lr/100 would be wasted)
+    detector_errors: str = "typical"     # the recipe's training 2D: a detector's mistakes (DETECTOR_ERRORS)
     device: str = "cpu"                  # training, evaluation and the PyTorch engine
     steps_per_epoch: int | None = None   # cap (tests)
     parity_clips: int = 64
@@ -50,6 +51,10 @@ class DemoSettings:
         """Settings the demo cannot run with fail here, before any stage starts."""
         if self.minutes <= 0:
             raise KasfError(f"--minutes must be positive, got {self.minutes:g}")
+        from ..data.mocap import DETECTOR_ERRORS
+
+        if self.detector_errors not in DETECTOR_ERRORS:
+            raise KasfError(f"unknown detector errors {self.detector_errors!r} (known: {', '.join(DETECTOR_ERRORS)})")
         if min(*self.people, *self.strided_people) < 1 \
                 or min(self.parity_clips, self.gif_frames, self.test_every, self.latency_sequences) < 1:
             raise KasfError("people, parity clips, GIF frames, streamed sequences and --test-every must be at "
@@ -72,7 +77,7 @@ class DemoSettings:
 
 # Which settings each stage's outputs depend on: a change re-runs the stage (and the ones after it).
 DEPENDS = {
-    "train": ("preset", "minutes", "warmup_epochs", "device", "steps_per_epoch"),
+    "train": ("preset", "minutes", "warmup_epochs", "detector_errors", "device", "steps_per_epoch"),
     "evaluate": ("device", "test_every"),
     "export": (),
     "engines": ("device",),
@@ -80,6 +85,7 @@ DEPENDS = {
     "bench": ("bench_batches", "bench_duration_s", "bench_warmup_s", "bench_iterations", "peak_size"),
     "realtime": ("people", "fps", "replay_seconds", "strided_people"),
     "latency": ("latency_settings", "latency_sequences"),
+    "lift": (),
     "report": ("skeleton_clips", "gif_frames"),
 }
 # Stages whose outputs changed form in a release: a marker from before records no (or another)

@@ -20,13 +20,18 @@ if TYPE_CHECKING:
     from .run import Demo
 
 CHECKPOINT = Path("train") / "best.pt"
+SAMPLES = Path(__file__).parent / "samples"
+SAMPLE_DETECTIONS, SAMPLE_VIDEO = SAMPLES / "balancing_cam01", SAMPLES / "balancing_cam01.mp4"
+LIFT_OUTPUTS = ("lift/poses.trc", "lift/poses.npz", "lift/lifted.mp4")
 EXPORT_PRECISIONS = ("fp32", "fp16")
 REFERENCE = "torch fp32 cpu"          # the engine every other one is compared with
 
 
 def stage_train(demo: Demo) -> dict:
-    """Train the preset from scratch for the time budget; best validation weights in train/best.pt."""
+    """Train the preset from scratch for the time budget on 2D with the settings' detector errors;
+    best validation weights in train/best.pt."""
     from ..model.config import resolve_config
+    from ..data.mocap import DETECTOR_ERRORS
     from ..data.splits import load_splits
     from ..model.kasportsformer import build_model
     from ..train.trainer import TrainConfig, fit
@@ -35,7 +40,8 @@ def stage_train(demo: Demo) -> dict:
     if run.exists():
         shutil.rmtree(run)      # an interrupted training: start again, the budget is the stage's
     config = resolve_config(settings.preset)
-    splits = load_splits("mocap", n_frames=config.n_frames)
+    splits = load_splits("mocap", n_frames=config.n_frames,
+                         detector_errors=DETECTOR_ERRORS[settings.detector_errors])
     torch.manual_seed(0)
     model = build_model(config)
     train_config = TrainConfig(warmup_epochs=settings.warmup_epochs, time_limit_s=60 * settings.minutes,
@@ -46,8 +52,9 @@ def stage_train(demo: Demo) -> dict:
     return {"epochs": len(result.history), "best_epoch": result.best_epoch + 1, "val_mpjpe_mm": result.best_metric,
             "stopped": result.stopped, "parameters": sum(p.numel() for p in model.parameters()),
             "outputs": [str(CHECKPOINT)],
-            "result": f"{len(result.history)} epochs ({result.stopped}); best validation MPJPE "
-                      f"{result.best_metric:.1f} mm at epoch {result.best_epoch + 1}"}
+            "detector_errors": settings.detector_errors,
+            "result": f"{len(result.history)} epochs ({result.stopped}) with {settings.detector_errors} detector "
+                      f"errors; best validation MPJPE {result.best_metric:.1f} mm at epoch {result.best_epoch + 1}"}
 
 
 def stage_evaluate(demo: Demo) -> dict:
@@ -211,6 +218,27 @@ def stage_latency(demo: Demo) -> dict:
                       f"{best['mpjpe_mm']:.1f} mm at {best['setting']}"}
 
 
+def stage_lift(demo: Demo) -> dict:
+    """kasf lift on real detector output: the sample's OpenPose folder (Pose2Sim's, BODY_25B, no
+    ids) and its video, tracked, lifted centred, written as TRC and NPZ, and rendered."""
+    from ..lift import lift
+
+    row = _streaming_engine(demo)
+    trc, npz, video = (demo.path(name) for name in LIFT_OUTPUTS)
+    with _open(demo, row) as engine:
+        result, written = lift(SAMPLE_DETECTIONS, engine, [trc, npz], video=SAMPLE_VIDEO, render=video,
+                               progress=False)
+    found = result.detections
+    summary = {"engine": row["name"], "detections": SAMPLE_DETECTIONS.name, "format": found.format,
+               "layout": found.layout.title, "frames": len(found.frames), "tracks": len(result.track_ids),
+               "fps": result.fps, "image_size": list(result.image_size), "notes": result.notes,
+               "scale": result.scale_note(), "written": [str(path.relative_to(demo.out)) for path in written]}
+    write_json(demo.path("lift/lift.json"), summary)
+    return {"engine": row["name"], "outputs": ["lift/lift.json", "lift/poses.npz", "lift/lifted.mp4"],
+            "result": f"{found.format} {found.layout.title}, {len(found.frames)} frames: {len(result.track_ids)} "
+                      f"tracks lifted, {len(written)} files"}
+
+
 def stage_report(demo: Demo) -> dict:
     """The renders of this run's own results and the one HTML page that shows everything."""
     data = np.load(demo.path("predictions.npz"))
@@ -227,6 +255,6 @@ def stage_report(demo: Demo) -> dict:
 STAGES: dict[str, Callable[[Demo], dict]] = {
     "train": stage_train, "evaluate": stage_evaluate, "export": stage_export, "engines": stage_engines,
     "parity": stage_parity, "bench": stage_bench, "realtime": stage_realtime, "latency": stage_latency,
-    "report": stage_report,
+    "lift": stage_lift, "report": stage_report,
 }
 

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import imageio_ffmpeg
 import numpy as np
 import pytest
 from PIL import Image
@@ -58,8 +59,15 @@ def test_demo_writes_a_report_with_real_images(demo_run):
             if source.endswith(".gif"):
                 assert image.n_frames == 4
     for section in ("Per motion", "Parity against PyTorch FP32", "Benchmark", "Streaming runtime",
-                    "Latency against accuracy"):
+                    "Latency against accuracy", "A real detector file, lifted"):
         assert section in page
+    lifted = json.loads((out / "lift" / "lift.json").read_text())
+    assert (lifted["format"], lifted["frames"], lifted["fps"]) == ("openpose", 100, 60)
+    assert len(list((out / "lift").glob("poses*.trc"))) == lifted["tracks"] >= 2
+    assert np.load(out / "lift" / "poses.npz")["poses"].shape == (lifted["tracks"], 100, 17, 3)
+    assert '<video src="lift/lifted.mp4"' in page
+    reader = imageio_ffmpeg.read_frames(str(out / "lift" / "lifted.mp4"))
+    assert next(reader)["size"][1] == 540 and sum(1 for _ in reader) == 100
     latency = json.loads((out / "latency_accuracy.json").read_text())["rows"]
     assert [row["setting"] for row in latency] == ["0:1", "13:7", "13:7:blend"]
     assert all(f"<td>{row['setting']}</td>" in page for row in latency)
