@@ -145,6 +145,6 @@ def _lift(lifted: dict) -> str:
 <p class="note">kasf lift on {lifted['frames']} frames of real OpenPose output ({html.escape(lifted['layout'])},
 Pose2Sim's demo, BSD-3) with its {lifted['image_size'][0]:g}x{lifted['image_size'][1]:g} video at
 {lifted['fps']:g} fps, on {html.escape(lifted['engine'])}: {lifted['tracks']} tracks, centred (lag 13, stride 1).
-{html.escape(lifted['scale'])}. Files: {html.escape(', '.join(lifted['written']))}.</p>
+Scale: {html.escape(lifted['scale'])}. Files: {html.escape(', '.join(lifted['written']))}.</p>
 <ul class="note">{notes}</ul>
 <video src="lift/lifted.mp4" controls loop muted autoplay playsinline style="max-width:100%"></video>"""
