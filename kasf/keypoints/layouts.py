@@ -148,6 +148,22 @@ def to_h36m(keypoints: np.ndarray, layout: str | Layout) -> np.ndarray:
     return np.where(out[..., 2:] > 0, out, 0.0).astype(np.float32)
 
 
+def h36m_keypoints(keypoints, where: str) -> np.ndarray:
+    """One person's Human3.6M-17 keypoints as a real [17, 3] array (x, y, confidence), or an
+    InputError naming `where` and, for another joint count, the converter."""
+    try:
+        array = np.asarray(keypoints)
+    except ValueError as err:
+        raise InputError(f"{where}: keypoints are not an array ({err})") from None
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise InputError(f"{where}: keypoints must be real numbers, got dtype {array.dtype}")
+    if array.shape != (NUM_JOINTS, 3):
+        raise InputError(f"{where}: keypoints must have shape [{NUM_JOINTS}, 3] (Human3.6M joints; x, y, "
+                         f"confidence), got {list(array.shape)}; convert a detector's layout with "
+                         "kasf.keypoints.to_h36m(keypoints, layout)")
+    return array
+
+
 def _mid_error(keypoints: np.ndarray, joint: int, left: int, right: int) -> np.ndarray:
     """How far a joint lies from the midpoint of two others, in units of their distance, for
     every person who has all three (nan elsewhere)."""

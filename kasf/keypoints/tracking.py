@@ -18,6 +18,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..errors import InputError
+from .layouts import h36m_keypoints
 from .skeleton import NUM_JOINTS
 
 DEFAULT_PATIENCE = 15       # frames a track waits for its person
@@ -92,7 +93,7 @@ def track_people(frames: Sequence[Sequence[np.ndarray]], image_size: tuple[float
     """
     patience, threshold = _options(options)
     frames = _frames(frames)
-    people = [[_keypoints(person, f"frame {f} person {p}") for p, person in enumerate(frame)]
+    people = [[h36m_keypoints(person, f"frame {f} person {p}").astype(np.float64) for p, person in enumerate(frame)]
               for f, frame in enumerate(frames)]
     smallest = max(SMALLEST * _diagonal(people, image_size), 1.0)     # pixels
     tracks, next_name, output = _Tracks(), 0, []
@@ -163,21 +164,6 @@ def _frames(frames) -> list:
             raise InputError(f"frame {index} must be a list of the people's [{NUM_JOINTS}, 3] keypoint arrays, "
                              f"got {got}")
     return list(frames)
-
-
-def _keypoints(person, where: str) -> np.ndarray:
-    try:
-        keypoints = np.asarray(person)
-    except ValueError as err:
-        raise InputError(f"{where}: keypoints are not an array ({err})") from None
-    if keypoints.dtype == bool or not np.issubdtype(keypoints.dtype, np.number) \
-            or np.issubdtype(keypoints.dtype, np.complexfloating):
-        raise InputError(f"{where}: keypoints must be real numbers, got dtype {keypoints.dtype}")
-    if keypoints.shape != (NUM_JOINTS, 3):
-        raise InputError(f"{where}: keypoints must have shape [{NUM_JOINTS}, 3] (Human3.6M joints; x, y, "
-                         f"confidence), got {list(keypoints.shape)}; convert a detector's layout with "
-                         "kasf.keypoints.layouts.to_h36m(keypoints, layout)")
-    return keypoints.astype(np.float64)
 
 
 def _options(options: dict) -> tuple[int, float]:

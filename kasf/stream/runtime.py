@@ -56,6 +56,7 @@ import numpy as np
 from ..engines.base import Engine
 from ..errors import InputError, KasfError
 from ..model.normalization import normalize_screen
+from ..keypoints.layouts import h36m_keypoints
 from ..keypoints.skeleton import JOINT_NAMES, NUM_JOINTS, ROOT
 from .windows import Blend, EngineWorker, LatencyLog, PoseResult, Window, lift
 
@@ -299,18 +300,7 @@ class StreamRuntime:
         if track_id in self._closed:
             raise InputError(f"{where}: the track was closed at frame {self._closed[track_id]}; "
                              "a closed track cannot be reopened, give the person a new track id")
-        try:
-            keypoints = np.asarray(keypoints)
-        except ValueError as err:
-            raise InputError(f"{where}: keypoints are not an array ({err})") from None
-        if keypoints.dtype == bool or not np.issubdtype(keypoints.dtype, np.number) \
-                or np.issubdtype(keypoints.dtype, np.complexfloating):
-            raise InputError(f"{where}: keypoints must be real numbers, got dtype {keypoints.dtype}")
-        if keypoints.shape != (NUM_JOINTS, 3):
-            raise InputError(f"{where}: keypoints must have shape [{NUM_JOINTS}, 3] (Human3.6M joints; x, y, "
-                             f"confidence), got {list(keypoints.shape)}; convert a detector's layout with "
-                             "kasf.keypoints.to_h36m(keypoints, layout)")
-        keypoints = keypoints.astype(np.float32)
+        keypoints = h36m_keypoints(keypoints, where).astype(np.float32)
         xy, confidence = keypoints[:, :2], keypoints[:, 2]
         problems = [
             (np.isinf(xy).any(axis=1), "has an infinite coordinate"),
