@@ -9,8 +9,8 @@ import kasf
 ROOT = Path(kasf.__file__).parent
 # The pipeline's order; packages of one level do not import each other.
 LEVELS = {"keypoints": 0, "model": 1, "data": 2, "train": 3, "export": 4, "engines": 5, "verify": 6, "bench": 7,
-          "stream": 7, "serve": 8, "lift": 8, "demo": 9, "cli": 10}
-SHARED = {"errors", "files", "table"}     # kasf/*.py: any stage may use them; they import no stage
+          "stream": 7, "serve": 8, "lift": 8, "optimize": 8, "demo": 9, "cli": 10}
+SHARED = {"errors", "files", "hardware", "table"}     # kasf/*.py: any stage may use them; they import no stage
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
 
 

@@ -8,13 +8,15 @@ from pathlib import Path
 
 from ..files import atomic_write, write_json
 from ..table import render_table
+from .machine import describe_peak
 
 
 TABLE_COLUMNS = ("engine", "backend", "precision", "status", "size MB", "parity", "dMPJPE mm", "batch", "p50 ms",
-                 "p99 ms", "clips/s", "frames/s", "GFLOP/s", "% peak")
+                 "p99 ms", "clips/s", "frames/s", "GFLOP/s", "% peak", "peak")
 
 
 def format_table(report: dict) -> str:
+    """The run's table, with the title naming the machine and, under it, each peak a "% peak" is a share of."""
     rows = report["rows"]
     gpu = any("compute" in r for r in rows)
     headers = list(TABLE_COLUMNS) + (["compute p50 ms"] if gpu else [])
@@ -26,13 +28,16 @@ def format_table(report: dict) -> str:
         difference = parity.get("mpjpe_difference_mm")
         line = [r["engine"], r.get("backend") or "-", r.get("precision") or "-", status, r.get("size_mb"),
                 parity.get("verdict"), None if difference is None else f"{difference:+.3f}", r.get("batch"),
-                latency.get("median_ms"), latency.get("p99_ms"), r.get("clips_per_s"), r.get("frames_per_s"), r.get("gflops_per_s"), r.get("peak_percent")]
+                latency.get("median_ms"), latency.get("p99_ms"), r.get("clips_per_s"), r.get("frames_per_s"),
+                r.get("gflops_per_s"), r.get("peak_percent"), r.get("peak_precision")]
         lines.append(line + ([r.get("compute", {}).get("median_ms")] if gpu else []))
-    peaks = ", ".join(f"{d} {p['gflops']:.0f} GFLOP/s ({p['dtype']})" for d, p in report["peaks"].items())
     env = report["environment"]
-    title = (f"kasf bench: {env['cpu']}, {report['environment']['torch_threads']} torch threads"
-             f"{', ' + env['gpus'][0]['name'] if env['gpus'] else ''}; matmul peak {peaks or '-'}")
-    return render_table(headers, lines, digits=2, title=title)
+    title = (f"kasf bench: {env['cpu']}, {env['torch_threads']} torch threads"
+             f"{', ' + env['gpus'][0]['name'] if env['gpus'] else ''}")
+    peaks = [f"  {describe_peak(peak)}" for peak in report["peaks"].values()]
+    legend = ["% peak: GFLOP/s (GOP/s in int8) as a share of the matmul peak, measured at the start of the run, "
+              "of the precision in column \"peak\":"] if peaks else []
+    return "\n".join([render_table(headers, lines, digits=2, title=title)] + legend + peaks)
 
 
 def format_speedups(report: dict) -> list[str]:
@@ -46,7 +51,7 @@ def _times(speedup: float) -> str:
 
 
 _CSV_FIELDS = ("engine", "backend", "precision", "device", "status", "size_mb", "batch", "clips_per_s",
-               "frames_per_s", "flops_per_clip", "gflops_per_s", "peak_percent")
+               "frames_per_s", "flops_per_clip", "gflops_per_s", "peak_precision", "peak_percent")
 
 
 def _csv_row(row: dict) -> dict:

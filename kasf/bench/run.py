@@ -3,8 +3,9 @@ trtexec's conventions, see .timing), and gather one report.
 
 Each row: latency in ms, throughput in clips and frames per second, achieved GFLOP/s from FLOPs
 counted from the ONNX graph (kasf.verify.flops) against the matrix-multiply peak measured on this
-machine at run time, and a parity column (kasf.verify) against a reference checkpoint. An engine
-that fails to load or to run is a status row, never the end of the run.
+machine at run time in the precision the engine's products run in (.machine.PEAK_PRECISION), and a
+parity column (kasf.verify) against a reference checkpoint. An engine that fails to load or to run is
+a status row, never the end of the run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..errors import KasfError
-from .machine import environment, matmul_peak_gflops
+from .machine import describe_peak, environment, matmul_peak_gflops, peak_precision
 from .specs import EngineSpec, distinct_labels
 from .timing import (MIN_DURATION_S, MIN_ITERATIONS, SETTLE_S, WARMUP_S, benchmark_keypoints, engine_runner,
                      latency_stats, run_interleaved, stability_warning)
@@ -163,14 +164,15 @@ def _row(loaded: _Loaded, batch: int, measures: dict[str, list[float]], peaks: d
            "device": str(device), "status": "ok", "size_mb": _size_mb(loaded.spec.path),
            "parity": loaded.parity, "model_config": loaded.config, "batch": batch, "latency": latency,
            "clips_per_s": clips_per_s, "frames_per_s": clips_per_s * engine.n_frames,
-           "flops_per_clip": loaded.flops_per_clip}
+           "flops_per_clip": loaded.flops_per_clip, "peak_precision": peak_precision(device.type, engine.precision)}
     for measure in ("compute", "h2d", "d2h"):
         if measure in measures:
             row[measure] = latency_stats(measures[measure])
     if loaded.flops_per_clip is not None:
         row["gflops_per_s"] = loaded.flops_per_clip * clips_per_s / 1e9
-        peak = peaks[device.type]["gflops"]
-        row["peak_percent"] = 100 * row["gflops_per_s"] / peak
+        peak = peaks[peak_key(device.type, row["peak_precision"])]["gflops"]
+        if peak is not None:
+            row["peak_percent"] = 100 * row["gflops_per_s"] / peak
     return row
 
 
@@ -254,12 +256,20 @@ def _load_all(specs: Sequence[EngineSpec], settings: BenchSettings, parity: _Par
     return loaded, failed
 
 
+def peak_key(device_type: str, precision: str) -> str:
+    """Where a run's record keeps the matmul peak of a device type in a precision: "cpu/bf16"."""
+    return f"{device_type}/{precision}"
+
+
 def _peaks(loaded: Sequence[_Loaded], settings: BenchSettings, log: Callable[[str], None]) -> dict[str, dict]:
-    """The matmul peak of each device type the engines run on."""
-    devices = sorted({item.engine.device.type for item in loaded})
-    peaks = {device: matmul_peak_gflops(device, settings.peak_size) for device in devices}
-    for device, peak in peaks.items():
-        log(f"matmul peak on {device} ({peak['dtype']}, {peak['size']}x{peak['size']}): {peak['gflops']:.0f} GFLOP/s")
+    """The matmul peak of each (device type, peak precision) the engines' products run in, each measured once."""
+    needed = sorted({(item.engine.device.type, peak_precision(item.engine.device.type, item.engine.precision))
+                     for item in loaded})
+    peaks = {}
+    for device, precision in needed:
+        peak = matmul_peak_gflops(device, settings.peak_size, precision=precision)
+        log(describe_peak(peak))
+        peaks[peak_key(device, precision)] = peak
     return peaks
 
 

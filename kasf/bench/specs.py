@@ -74,7 +74,7 @@ def checkpoint_specs(checkpoint: str | Path, config: str | Path | None, out_dir:
     returned as status rows."""
     from ..engines.variants import ModelFiles, machine_variants
 
-    variants, _ = machine_variants(ModelFiles(checkpoint, out_dir, config, log=log))
+    variants, _ = machine_variants(ModelFiles(checkpoint, out_dir, config, log=log), roles=("primary", "alternative"))
     specs = [EngineSpec(variant.path, None, variant.options) for variant in variants if variant.status == "ok"]
     failed = [{"engine": variant.name, "backend": variant.backend, "precision": variant.precision,
                "status": variant.status} for variant in variants if variant.status != "ok"]

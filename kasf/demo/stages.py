@@ -101,7 +101,7 @@ def stage_engines(demo: Demo) -> dict:
     backends it cannot run as rows saying why not."""
     from ..engines.variants import machine_variants
 
-    variants, unavailable = machine_variants(_files(demo, reuse=True), primary_only=True)
+    variants, unavailable = machine_variants(_files(demo, reuse=True), roles=("primary",))
     rows = [variant.row(relative_to=demo.out) for variant in variants]
     rows += [{"name": backend, "path": None, "backend": backend, "precision": "-", "device": "-", "options": {},
               "status": f"skipped: {why}", "streaming_rank": None} for backend, why in unavailable.items()]

@@ -11,6 +11,11 @@ from typing import Any, Callable
 from ..errors import KasfError
 from ..model.checkpoint import read_checkpoint
 
+# Who runs a variant: "primary" every stage (the demo, `kasf bench --checkpoint`, `kasf optimize`);
+# "alternative" another form of a primary run, for `kasf bench --checkpoint` and `kasf optimize`;
+# "candidate" a run that trades precision or build time for speed, for `kasf optimize` alone.
+ROLES = ("primary", "alternative", "candidate")
+
 
 @dataclass
 class Variant:
@@ -22,7 +27,7 @@ class Variant:
     path: Path | None           # None when the file could not be made (status says why)
     options: dict[str, Any] = field(default_factory=dict)
     status: str = "ok"
-    primary: bool = True        # False: an alternative form that only `kasf bench` times
+    role: str = "primary"       # which runs make it: see ROLES
     streaming_rank: int | None = None   # lower runs the streaming runtime first; None: not for streaming
     make: Callable[[], Path] | None = field(default=None, repr=False)   # makes the file when path is None
     making: str = "export"      # what make does, for the status when it fails
@@ -44,6 +49,11 @@ class Variant:
         return {"name": self.name, "path": None if path is None else str(path), "backend": self.backend,
                 "precision": self.precision, "device": self.device, "options": self.options, "status": self.status,
                 "streaming_rank": self.streaming_rank}
+
+
+def skipped(reason: str | None) -> str:
+    """A variant's status from why it cannot run here (None: it can)."""
+    return "ok" if reason is None else f"skipped: {reason}"
 
 
 class ModelFiles:
@@ -73,18 +83,31 @@ class ModelFiles:
         return path
 
     def onnx(self, precision: str, attention_op: bool = False) -> Path:
-        """The fused ONNX graph of a precision (attention_op: the ONNX Attention op form)."""
+        """The fused ONNX graph of a precision, fp32, fp16 or int8 (QDQ, calibrated); attention_op:
+        the ONNX Attention op form."""
         from ..export.onnx import export_onnx
+        from ..export.quantize import export_int8
 
         name = f"model_{precision}{'_attention_op' if attention_op else ''}.onnx"
+        if precision == "int8":
+            if attention_op:
+                raise KasfError("the INT8 graph has the MatMul-Softmax-MatMul form only (see export_int8)")
+            return self.make(name, lambda path: export_int8(self.checkpoint, path))
         return self.make(name, lambda path: export_onnx(self.checkpoint, path, fp16=precision == "fp16",
                                                         use_sdpa=attention_op))
 
+    def aoti(self, precision: str) -> Path:
+        """The CPU AOTInductor package of a precision (fp32 or bf16), batch 1 to 1024."""
+        from ..export.aoti import export_aoti
+
+        return self.make(f"model_{precision}.pt2", lambda path: export_aoti(self.checkpoint, path, max_batch=1024,
+                                                                            precision=precision))
 
 
-def machine_variants(files: ModelFiles, primary_only: bool = False) -> tuple[list[Variant], dict[str, str]]:
-    """Every available backend's variants, their files made (failures as statuses), in table order;
-    and {backend: why} for the backends that cannot run on this machine."""
+
+def available_variants(files: ModelFiles, roles: tuple[str, ...] = ROLES) -> tuple[list[Variant], dict[str, str]]:
+    """Every available backend's variants of these roles, not yet made, in table order; and
+    {backend: why} for the backends that cannot run on this machine."""
     from . import BACKENDS
 
     runs, unavailable = [], {}
@@ -93,6 +116,11 @@ def machine_variants(files: ModelFiles, primary_only: bool = False) -> tuple[lis
         if reason:
             unavailable[backend.name] = reason
             continue
-        runs += [variant.realise() for variant in backend.engine_class().variants(files)
-                 if variant.primary or not primary_only]
+        runs += [variant for variant in backend.engine_class().variants(files) if variant.role in roles]
     return runs, unavailable
+
+
+def machine_variants(files: ModelFiles, roles: tuple[str, ...] = ROLES) -> tuple[list[Variant], dict[str, str]]:
+    """available_variants with their files made (failures as statuses)."""
+    runs, unavailable = available_variants(files, roles)
+    return [variant.realise() for variant in runs], unavailable

@@ -13,6 +13,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from kasf.bench import (BenchSettings, EngineSpec, distinct_labels, format_table, latency_stats, parse_engine_spec,
                         run_benchmark, run_interleaved, speedups, stability_warning, write_report)
+from kasf.bench.machine import describe_peak, environment, matmul_peak_gflops, peak_precision
+from kasf.hardware import CPU_FLAGS, bf16_unit, cpu_features, int8_unit
 from kasf.model.checkpoint import build_from_checkpoint, read_checkpoint, save_checkpoint
 from kasf.model.config import PRESETS
 from kasf.errors import KasfError
@@ -118,7 +120,7 @@ def test_benchmark_writes_table_json_csv_and_plot(tiny_exports, tmp_path):
         assert row["frames_per_s"] == pytest.approx(27 * row["clips_per_s"])
         assert row["gflops_per_s"] == pytest.approx(row["flops_per_clip"] * row["clips_per_s"] / 1e9)
     assert len({r["flops_per_clip"] for r in ok}) == 1          # the .pth counted from the same graph config
-    assert [s["batch"] for s in speedups(rows)] == [1, 2] and report["peaks"]["cpu"]["threads"] == 1
+    assert [s["batch"] for s in speedups(rows)] == [1, 2] and report["peaks"]["cpu/fp32"]["threads"] == 1
     for speedup in speedups(rows):   # against the faster of the two ONNX Runtime graphs
         fastest = min((r for r in ok if r["backend"] == "onnxruntime" and r["batch"] == speedup["batch"]),
                       key=lambda r: r["latency"]["median_ms"])
@@ -131,6 +133,50 @@ def test_benchmark_writes_table_json_csv_and_plot(tiny_exports, tmp_path):
     assert len(lines) == len(rows)
     assert all(float(line["latency_median_ms"]) > 0 for line in lines if line["status"] == "ok")
     assert matplotlib.image.imread(paths["png"]).shape[-1] in (3, 4)
+
+
+def test_the_environment_names_the_cpu_units():
+    env = environment()
+    assert env["cpu_features"] == sorted(cpu_features()) and set(env["cpu_features"]) <= set(CPU_FLAGS)
+    assert (env["bf16_unit"], env["int8_unit"]) == (bf16_unit(), int8_unit())
+
+
+def test_cpu_matmul_peaks_name_their_precision_and_unit():
+    """Real products at a tiny size: FP32 sgemm, BF16 by oneDNN, INT8 x INT8 -> INT32 by torch._int_mm."""
+    dtypes = {"fp32": "float32", "bf16": "bfloat16", "int8": "int8"}
+    peaks = {precision: matmul_peak_gflops("cpu", size=256, repeats=2, precision=precision) for precision in dtypes}
+    for precision, peak in peaks.items():
+        assert (peak["precision"], peak["dtype"], peak["size"]) == (precision, dtypes[precision], 256), peak
+        assert peak["gflops"] > 0, peak
+    assert (peaks["bf16"]["unit"], peaks["int8"]["unit"]) == (bf16_unit(), int8_unit())
+    assert describe_peak(peaks["bf16"]).startswith("matmul peak on cpu (bf16, 256x256")
+    assert describe_peak(peaks["bf16"]).endswith(" GFLOP/s") and describe_peak(peaks["int8"]).endswith(" GOP/s")
+    assert matmul_peak_gflops("cpu", size=256, repeats=1)["precision"] == "fp32"   # the CPU's default
+    fp16 = matmul_peak_gflops("cpu", size=256, precision="fp16")
+    assert fp16["gflops"] is None and "kasf measures fp32, bf16, int8 there" in fp16["unavailable"]
+
+
+def test_each_engine_precision_maps_to_the_peak_its_products_run_in():
+    assert [peak_precision("cpu", p) for p in ("fp32", "fp16", "bf16", "int8")] == ["fp32", "fp32", "bf16", "int8"]
+    assert [peak_precision("cuda", p) for p in ("fp32", "fp16", "bf16", "int8")] == ["fp32", "fp16", "bf16", "int8"]
+
+
+def test_rows_are_shares_of_the_peak_of_their_products(tiny_exports, tmp_path):
+    """An FP16 graph on the CPU runs upcast to FP32: its row and the FP32 graph's share the FP32 peak,
+    the only one measured."""
+    specs = [EngineSpec(tiny_exports[name].path) for name in ("fp32", "fp16")]
+    settings = BenchSettings(threads=1, parity_clips=0, peak_size=256, **QUICK)
+    report = run_benchmark(specs, settings, log=lambda message: None)
+    assert list(report["peaks"]) == ["cpu/fp32"] and report["peaks"]["cpu/fp32"]["precision"] == "fp32"
+    peak = report["peaks"]["cpu/fp32"]["gflops"]
+    assert {r["precision"] for r in report["rows"]} == {"fp32", "fp16"}
+    for row in report["rows"]:
+        assert row["peak_precision"] == "fp32"
+        assert row["peak_percent"] == pytest.approx(100 * row["gflops_per_s"] / peak)
+    table = format_table(report)
+    assert table.splitlines()[-1].startswith("  matmul peak on cpu (fp32, 256x256, 1 thread, ")
+    with open(write_report(report, tmp_path)["csv"]) as handle:
+        assert {line["peak_precision"] for line in csv.DictReader(handle)} == {"fp32"}
 
 
 def test_speedups_compare_engines_of_the_same_model_only():
