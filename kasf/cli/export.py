@@ -1,4 +1,5 @@
-"""`kasf export`: an ONNX graph (FP32 or strongly typed FP16) or an AOTInductor package, checked in mm."""
+"""`kasf export`: an ONNX graph (FP32 or strongly typed FP16) or an AOTInductor package (FP32 or
+BF16), checked in mm."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ..model import build_from_checkpoint, read_checkpoint
 from ..table import render_table
 from .arguments import add_budget_argument, parse_budgets
 
-HELP = "ONNX graph (FP32 or strongly typed FP16) or AOTInductor package, with parity in mm"
+HELP = "ONNX graph (FP32 or strongly typed FP16) or AOTInductor package (FP32 or BF16), with parity in mm"
 DESCRIPTION = ("Fuse the model (limb composers, attention, BatchNorm, LayerScale), export it to ONNX (or, with --aoti, "
                "compile it into an AOTInductor package for the C++ runtime) and check it against PyTorch.")
 
@@ -23,10 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="the authors' YAML (for their checkpoints)")
     parser.add_argument("-o", "--output", required=True, help="the .onnx file to write (.pt2 with --aoti)")
     parser.add_argument("--aoti", action="store_true",
-                        help="an AOTInductor package (.pt2, FP32) for the C++ runtime instead of an ONNX graph")
+                        help="an AOTInductor package (.pt2, FP32 or --bf16) for the C++ runtime instead of an "
+                             "ONNX graph")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="--aoti: the device to compile for (default cpu)")
     parser.add_argument("--fp16", action="store_true", help="strongly typed FP16 graph (FP32 IO and islands)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="--aoti: a BF16 package (FP32 IO and islands), for CPUs with AVX-512 BF16 or AMX "
+                             "and GPUs from Ampere")
     parser.add_argument("--opset", type=int,
                         help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default {DEFAULT_OPSET}, "
                              f"{ATTENTION_OP_OPSET} with --attention sdpa)")
@@ -57,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
 def _export_onnx(checkpoint, args: argparse.Namespace) -> dict:
     from ..export.onnx import export_onnx, op_histogram, plain_graph
 
+    if args.bf16:
+        raise KasfError("--bf16 applies to --aoti packages only: ONNX Runtime's CPU has no fast BF16 kernels "
+                        "(it would run slower than FP32); add --aoti, or use --fp16 for a TensorRT graph")
     result = export_onnx(checkpoint, args.output, fp16=args.fp16, opset=args.opset, max_batch=args.max_batch,
                          use_sdpa=args.attention == "sdpa")
     report = {"path": str(result.path), "precision": result.precision, "opset": result.opset,
@@ -81,11 +89,12 @@ def _export_aoti(checkpoint, args: argparse.Namespace) -> dict:
                                           ("--attention sdpa", args.attention == "sdpa"),
                                           ("--opset", args.opset is not None)) if given]
     if onnx_only:
-        raise KasfError(f"{', '.join(onnx_only)} apply to ONNX graphs, not to --aoti packages (FP32)")
-    result = export_aoti(checkpoint, args.output, max_batch=args.max_batch, device=args.device)
-    print(f"wrote {result.path}: AOTInductor package, fp32, {result.device}, batch 1 to {result.max_batch}, "
-          f"{result.size_bytes / 1e6:.1f} MB")
-    return {"path": str(result.path), "precision": "fp32", "aoti_device": result.device,
+        raise KasfError(f"{', '.join(onnx_only)} apply to ONNX graphs, not to --aoti packages (FP32 or BF16)")
+    result = export_aoti(checkpoint, args.output, max_batch=args.max_batch, device=args.device,
+                         precision="bf16" if args.bf16 else "fp32")
+    print(f"wrote {result.path}: AOTInductor package, {result.precision}, {result.device}, batch 1 to "
+          f"{result.max_batch}, {result.size_bytes / 1e6:.1f} MB")
+    return {"path": str(result.path), "precision": result.precision, "aoti_device": result.device,
             "size_mb": result.size_bytes / 1e6, "max_batch": result.max_batch}
 
 

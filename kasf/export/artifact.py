@@ -65,7 +65,7 @@ def file_metadata(checkpoint: Checkpoint, precision: str) -> dict[str, str]:
         "kasf_input_normalization": json.dumps(checkpoint.normalization.to_dict()),
         "kasf_source": json.dumps(checkpoint.source),
         "kasf_precision": precision,
-        "kasf_fp32_islands": json.dumps(FP32_ISLANDS if precision == "fp16" else []),
+        "kasf_fp32_islands": json.dumps(FP32_ISLANDS if precision in ("fp16", "bf16") else []),
         "kasf_io": json.dumps({"input": INPUT_NAME, "output": OUTPUT_NAME,
                                "shape": ["batch", checkpoint.config.n_frames, NUM_JOINTS, IN_CHANNELS]}),
     }

@@ -101,7 +101,8 @@ def export_onnx(checkpoint: Checkpoint, path: str | Path, fp16: bool = False, op
     check_max_batch(max_batch)
     model = build_from_checkpoint(checkpoint)
     precision = "fp16" if fp16 else "fp32"
-    graph = _torch_export(fuse(model, half=fp16, use_sdpa=use_sdpa), model.config, opset, max_batch)
+    fused = fuse(model, torch.float16 if fp16 else torch.float32, use_sdpa)
+    graph = _torch_export(fused, model.config, opset, max_batch)
     for key, value in file_metadata(checkpoint, precision).items():
         graph.metadata_props.add(key=key, value=value)
     graph.doc_string = f"KASportsFormer lifting 2D keypoints to 3D poses, {precision}, exported by kasf {__version__}"

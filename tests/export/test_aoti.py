@@ -10,11 +10,15 @@ import numpy as np
 import pytest
 import torch
 
+import kasf.hardware
+from kasf.cli import main
 from kasf.model.checkpoint import build_from_checkpoint
 from kasf.engines import load_engine, recorded_model
+from kasf.engines.aoti import package_precision
 from kasf.errors import InputError, KasfError
 from kasf.export.aoti import export_aoti
 from kasf.export.artifact import ExportError
+from kasf.export.fuse import FP32_ISLANDS
 from kasf.stream.runtime import StreamRuntime
 
 from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML
@@ -88,4 +92,40 @@ def test_export_refuses_what_a_package_cannot_be(authors_checkpoint, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and "--fp16 apply to ONNX graphs, not to --aoti packages" in done.stderr
     assert not (tmp_path / "m.pt2").exists()
+    with pytest.raises(ExportError, match="AOTInductor packages are fp32 or bf16, got precision 'fp16'"):
+        export_aoti(authors_checkpoint, tmp_path / "model.pt2", precision="fp16")
+
+
+def test_a_package_without_a_precision_is_fp32_and_an_unknown_one_is_refused():
+    assert package_precision({}, "old.pt2") == "fp32"
+    with pytest.raises(KasfError, match="new.pt2 records precision 'fp8'; this kasf runs fp32 and bf16 packages"):
+        package_precision({"kasf_precision": "fp8"}, "new.pt2")
+
+
+def test_bf16_is_refused_where_it_would_be_emulated_and_for_onnx(authors_checkpoint, tmp_path, monkeypatch, capsys):
+    common = ["export", "--checkpoint", str(AUTHORS_CHECKPOINT), "--config", str(AUTHORS_YAML), "--bf16"]
+    assert main([*common, "-o", str(tmp_path / "m.onnx")]) == 1
+    refusal = capsys.readouterr().err
+    assert "--bf16 applies to --aoti packages only: ONNX Runtime's CPU has no fast BF16 kernels" in refusal
+    monkeypatch.setattr(kasf.hardware, "bf16_unit", lambda features=None: None)
+    with pytest.raises(ExportError, match="a BF16 package for cpu would not run fast: this CPU has neither AVX-512"):
+        export_aoti(authors_checkpoint, tmp_path / "model.pt2", precision="bf16")
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "model.pt2").exists()
+
+
+@pytest.mark.skipif(kasf.hardware.bf16_unavailable("cpu") is not None, reason="needs a CPU that computes BF16")
+def test_a_bf16_package_computes_in_bf16_with_fp32_in_and_out(authors_checkpoint, clip, tmp_path):
+    """One more compile (the BF16 export form): what it records, and poses near FP32's."""
+    result = export_aoti(authors_checkpoint, tmp_path / "tiny_bf16.pt2", max_batch=MAX_BATCH, precision="bf16")
+    assert result.precision == "bf16"
+    with load_engine(result.path, threads=1) as engine:
+        assert (engine.precision, engine.max_batch) == ("bf16", MAX_BATCH)
+        assert engine.values["kasf_precision"] == "bf16" and engine.values["kasf_fp32_islands"] == list(FP32_ISLANDS)
+        raw = engine.package(clip)          # what the C++ runtime gets: one float32 tensor
+        poses = engine.infer(clip.numpy())
+    with torch.no_grad():
+        expected = build_from_checkpoint(authors_checkpoint)(clip).numpy()
+    assert raw.dtype == torch.float32 and poses.dtype == np.float32
+    deviation = np.abs(poses - expected).mean()
+    assert 0 < deviation < 2 * 2.0 ** -8 * np.abs(expected).mean()   # two BF16 unit roundoffs of the poses' size
 

@@ -133,7 +133,10 @@ def test_fused_model_equals_the_reference(clip):
         expected = model(clip)
         assert torch.allclose(fuse(model)(clip), expected, atol=1e-5)
         assert torch.allclose(fuse(model, use_sdpa=True)(clip), expected, atol=1e-5)
-        assert (fuse(model, half=True)(clip) - expected).abs().mean() < 2e-3
+        assert (fuse(model, torch.float16)(clip) - expected).abs().mean() < 2e-3
+        assert (fuse(model, torch.bfloat16)(clip) - expected).abs().mean() < 8 * 2e-3   # 8x FP16's unit roundoff
+    with pytest.raises(KasfError, match="the export form's weights are .* not torch.int8"):
+        fuse(model, torch.int8)
 
 
 def test_fp32_graph_checks_runs_and_matches(tiny_exports, golden):

@@ -1,4 +1,4 @@
-"""Where the FP16 graph stays FP32, and the pieces that keep it there (FP32_ISLANDS)."""
+"""Where the FP16 or BF16 form stays FP32, and the pieces that keep it there (FP32_ISLANDS)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Where an FP16 graph computes in FP32: statistics that overflow or lose precision in half, and
+# Where an FP16 or BF16 graph computes in FP32: statistics that overflow or lose precision in half, and
 # the temporal graph's neighbour choice, a discrete decision that FP16 rounding could flip.
 FP32_ISLANDS = (
     "input_embeddings",     # keypoints in [-1, 1] round to ~0.5 px in FP16: LimbFus and the three
