@@ -20,13 +20,14 @@ _THREADS = Option("threads", (int,), "intra-op threads")
 _CUDA_GRAPHS = Option("cuda_graphs", (bool,), "replay CUDA graphs")
 
 BACKENDS: dict[str, Backend] = {backend.name: backend for backend in (
-    Backend("torch", (".pt", ".pth"), ".torch", "TorchEngine", ("fp32", "fp16"), (
+    Backend("torch", (".pt", ".pth"), ".torch", "TorchEngine", ("fp32", "fp16", "bf16"), (
         Option("config", (str, Path), "the authors' YAML, for their checkpoints"),
         Option("device", (str, torch.device), "cpu, cuda, cuda:N"),
-        Option("precision", (str,), "fp32 (default) or fp16 (CUDA)", ("fp32", "fp16")),
+        Option("precision", (str,), "fp32 (default), fp16 (CUDA) or bf16 (CPUs with AVX-512 BF16 or AMX, "
+               "GPUs from Ampere)", ("fp32", "fp16", "bf16")),
         _CUDA_GRAPHS,
     ), opens_checkpoints=True),
-    Backend("onnxruntime", (".onnx",), ".onnxruntime", "OnnxRuntimeEngine", ("fp32", "fp16"), (
+    Backend("onnxruntime", (".onnx",), ".onnxruntime", "OnnxRuntimeEngine", ("fp32", "fp16", "int8"), (
         Option("provider", (str,), "cpu (default), cuda or tensorrt"),
         _THREADS,
         Option("device_id", (int,), "the GPU providers' device", command_line=False),
@@ -40,7 +41,7 @@ BACKENDS: dict[str, Backend] = {backend.name: backend for backend in (
     Backend("tensorrt", (".engine", ".plan"), ".tensorrt", "TensorRTEngine", ("fp32", "fp16"), (
         Option("device", (str, int), "cuda:N"), _CUDA_GRAPHS,
     ), requires=("tensorrt",), needs_cuda=True),
-    Backend("aoti", (".pt2",), ".aoti", "AotiEngine", ("fp32",), (_THREADS,)),
+    Backend("aoti", (".pt2",), ".aoti", "AotiEngine", ("fp32", "bf16"), (_THREADS,)),
 )}
 
 

@@ -43,9 +43,11 @@ class _Binding:
 
 
 HOW = "`kasf export` / export/to_onnx.py"
-# The graph forms kasf runs from a checkpoint: (precision, the ONNX Attention op form); the Attention
-# op form is ONNX Runtime's fastest on the CPU, an alternative `kasf bench` times beside the default.
-FORMS = (("fp32", False), ("fp32", True), ("fp16", False))
+# The graph forms kasf runs from a checkpoint: (precision, the ONNX Attention op form, role). The
+# Attention op form is ONNX Runtime's fastest FP32 on the CPU, an alternative `kasf bench` times beside
+# the default; the INT8 QDQ graph (kasf.export.quantize) is a candidate for `kasf optimize`.
+FORMS = (("fp32", False, "primary"), ("fp32", True, "alternative"), ("fp16", False, "primary"),
+         ("int8", False, "candidate"))
 
 
 class OnnxRuntimeEngine(Engine):
@@ -118,6 +120,7 @@ class OnnxRuntimeEngine(Engine):
             # The precision is the graph's: FP16 kernels only for the FP16 graph (its FP32 islands are typed
             # FP32), never for the FP32 graph, where the flag would let TensorRT pick FP16 anywhere.
             "trt_fp16_enable": self.precision == "fp16",
+            "trt_int8_enable": self.precision == "int8",   # QDQ graphs: the scales are the graph's own
             "trt_engine_cache_enable": True,
             "trt_engine_cache_path": str(cache),
             "trt_timing_cache_enable": True,
@@ -133,18 +136,19 @@ class OnnxRuntimeEngine(Engine):
 
     @classmethod
     def variants(cls, files: ModelFiles) -> list[Variant]:
-        """Each graph form on the CPU; the default forms also on CUDA where onnxruntime-gpu has it."""
+        """Each graph form on the CPU; the default FP32 and FP16 forms also on CUDA where
+        onnxruntime-gpu has it (its CUDA provider runs QDQ graphs dequantized, in FP32)."""
         import onnxruntime as ort
 
         cuda = torch.cuda.is_available() and "CUDAExecutionProvider" in ort.get_available_providers()
         found = []
-        for precision, attention_op in FORMS:
+        for precision, attention_op, role in FORMS:
             cpu = Variant(f"onnxruntime {precision} cpu{' attention-op' if attention_op else ''}", cls.backend,
-                          precision, "cpu", None, primary=not attention_op,
+                          precision, "cpu", None, role=role,
                           streaming_rank=2 if (precision, attention_op) == ("fp32", False) else None,
                           make=lambda p=precision, a=attention_op: files.onnx(p, a))
             found.append(cpu)
-            if cuda and not attention_op:
+            if cuda and role == "primary":
                 found.append(Variant(f"onnxruntime {precision} cuda", cls.backend, precision, "cuda", None,
                                      {"provider": "cuda"}, streaming_rank=1 if precision == "fp16" else None,
                                      make=lambda p=precision: files.onnx(p)))

@@ -10,8 +10,11 @@ larger than this floor. Two runs of the reference measure it, on the same clips:
 - rounding: the standard model of floating-point arithmetic, fl(x) = x (1 + d) with |d| <= u,
   applied to the keypoints and to the weights, input and output of every linear map, with d
   drawn uniformly within its bound and u the unit roundoff of the precision the engine runs that
-  map in. For FP32 this is an ulp of noise; for FP16 it is what storing weights and activations in
-  half precision around each matrix product does.
+  map in. For FP32 this is an ulp of noise; for FP16 and BF16 it is what storing weights and
+  activations in half precision around each matrix product does. INT8 rounds to a grid of the
+  tensor's range instead: x + amax d, amax the largest magnitude of the tensor (of each output
+  channel, for weights) and |d| <= 1/254, half a step of a symmetric 8-bit scale; an INT8
+  product's weights and input, its output stays FP32 (kasf.export.quantize).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torch import nn
 
 from ..errors import KasfError
 from ..export.fuse import FP32_MODULES
+from ..export.quantize import runs_in_int8
 from ..model.layers import GraphConv, similarity_adjacency
 
 # Unit roundoff (half the spacing of numbers near 1) of each compute precision; INT8: half of one
@@ -76,8 +80,13 @@ def neighbour_flips(sets: np.ndarray, other: np.ndarray) -> np.ndarray:
     return (sets != other).any(axis=-1).reshape(len(sets), -1).sum(axis=1)
 
 
-def _runs_in_fp32(name: str) -> bool:
-    return any(name == m or name.startswith(m + ".") for m in FP32_MODULES)
+def map_precision(name: str, precision: str) -> str:
+    """The precision an engine of `precision` runs the linear map of module `name` in: FP32 for the
+    modules reduced-precision graphs keep in FP32 (FP32_MODULES), and in an INT8 graph for every
+    map that is not an INT8 product (kasf.export.quantize.INT8_PRODUCTS)."""
+    if precision == "int8":
+        return "int8" if runs_in_int8(name) else "fp32"
+    return "fp32" if any(name == m or name.startswith(m + ".") for m in FP32_MODULES) else precision
 
 
 def _relative_noise(shape, u: float, generator: torch.Generator, dtype) -> torch.Tensor:
@@ -85,30 +94,37 @@ def _relative_noise(shape, u: float, generator: torch.Generator, dtype) -> torch
     return u * (2 * torch.rand(shape, generator=generator, dtype=dtype) - 1)
 
 
+def _rounded(x: torch.Tensor, precision: str, generator: torch.Generator, per_row: bool = False) -> torch.Tensor:
+    """x as the precision rounds it: relative to each value for floating point, relative to the
+    tensor's range for INT8 (per_row: each row's range, a weight's per-channel scale)."""
+    d = _relative_noise(x.shape, unit_roundoff(precision), generator, x.dtype)
+    if precision != "int8":
+        return x * (1 + d)
+    amax = x.abs().amax(dim=tuple(range(1, x.dim())), keepdim=True) if per_row else x.abs().amax()
+    return x + amax * d
+
+
 @contextmanager
 def rounding_noise(model: nn.Module, precision: str, seed: int = 0) -> Iterator[torch.Generator]:
     """Inside, every linear map of the model rounds as an engine of that precision rounds it: its
     weights once, its input and its output at every call, each value x becoming x (1 + d) with
-    d ~ U(-u, u), u the unit roundoff of the precision the map runs in (the engine's, but FP32 for
-    the modules that reduced-precision graphs keep in FP32, kasf.export.fuse.FP32_MODULES). The
-    weights are restored on the way out. The generator it yields rounds the keypoints
+    d ~ U(-u, u), u the unit roundoff of the precision the map runs in (map_precision; INT8: x +
+    amax d, see the module's docstring). The weights are restored on the way out. The generator it yields rounds the keypoints
     (perturb_keypoints)."""
     generator = torch.Generator().manual_seed(seed)
-
-    def rounded(x: torch.Tensor, u: float) -> torch.Tensor:
-        return x * (1 + _relative_noise(x.shape, u, generator, x.dtype))
-
-    linears = [(module, unit_roundoff("fp32" if _runs_in_fp32(name) else precision))
+    linears = [(module, map_precision(name, precision))
                for name, module in model.named_modules() if isinstance(module, nn.Linear)]
     weights = [module.weight.detach().clone() for module, _ in linears]
     handles = []
     try:
         with torch.no_grad():
-            for module, u in linears:
-                module.weight.copy_(rounded(module.weight, u))
-        for module, u in linears:
-            handles.append(module.register_forward_pre_hook(lambda m, inputs, u=u: (rounded(inputs[0], u),)))
-            handles.append(module.register_forward_hook(lambda m, inputs, output, u=u: rounded(output, u)))
+            for module, chosen in linears:
+                module.weight.copy_(_rounded(module.weight, chosen, generator, per_row=True))
+        for module, chosen in linears:
+            handles.append(module.register_forward_pre_hook(
+                lambda m, inputs, p=chosen: (_rounded(inputs[0], p, generator),)))
+            handles.append(module.register_forward_hook(   # an INT8 product's output is FP32
+                lambda m, inputs, output, p=chosen: _rounded(output, "fp32" if p == "int8" else p, generator)))
         yield generator
     finally:
         for handle in handles:

@@ -24,7 +24,9 @@ from ..base import check_batch_profile
 from .sidecar import (SIDECAR_FORMAT, SIDECAR_VERSION, compute_capability_text, import_tensorrt, layers_path,
                       require_cuda, sha256_bytes, sidecar_path)
 
-STRONGLY_TYPED, WEAK_FP16_FLAG = "strongly typed", "weakly typed (FP16 builder flag for an FP16 graph)"
+STRONGLY_TYPED, WEAK_FP16_FLAG = "strongly typed", "weakly typed (the FP16 or INT8 builder flag for such a graph)"
+# The builder flag a weakly typed network needs for a graph of each reduced precision.
+WEAK_TYPING_FLAGS = {"fp16": "FP16", "int8": "INT8"}
 # Inspector layer types that move no data through a kernel of their own.
 BOOKKEEPING_LAYERS = {"noop", "constant", "signal", "wait", "reformat"}
 # A fused attention kernel names itself mha (_gemm_mha_v2, _gemv_mha_v1, fmha...).
@@ -153,14 +155,15 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, min_batch: int 
     logger = trt.Logger(trt.Logger.WARNING)
     started = time.perf_counter()
     plan = _build_plan(trt, logger, onnx_path, meta["kasf_io"]["input"], shapes, settings,
-                       typing == WEAK_FP16_FLAG and precision == "fp16")
+                       WEAK_TYPING_FLAGS.get(precision) if typing == WEAK_FP16_FLAG else None)
     build_seconds = time.perf_counter() - started
     information = _engine_information(trt, logger, plan, meta["kasf_io"]["input"], shapes["opt"])
     report = precision_report(information)
     write_json(layers_path(engine_path), information)
-    if precision == "fp16" and report["detailed"] and report["fp16_share"] == 0:
-        raise KasfError(f"{engine_path} would be built from an FP16 graph but runs no layer in FP16 (see "
-                        f"{layers_path(engine_path).name}): it is an FP32 engine")
+    reduced = {"fp16": report.get("fp16_share", 0), "int8": report.get("layers_by_precision", {}).get("int8", 0)}
+    if precision in reduced and report["detailed"] and not reduced[precision]:
+        raise KasfError(f"{engine_path} would be built from an {precision.upper()} graph but runs no layer in "
+                        f"{precision.upper()} (see {layers_path(engine_path).name}): it is an FP32 engine")
     sidecar = _sidecar(trt.__version__, onnx_path, meta, typing, shapes, settings, plan, report)
     sidecar["builder"]["build_seconds"] = round(build_seconds, 2)
     atomic_write(engine_path, lambda tmp: Path(tmp).write_bytes(plan))
@@ -169,7 +172,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, min_batch: int 
 
 
 def _build_plan(trt, logger, onnx_path: Path, input_name: str, shapes: dict, settings: BuildSettings,
-                weak_fp16: bool) -> bytes:
+                weak_flag: str | None) -> bytes:
     """Parse, configure (no TF32, one profile, the timing cache) and build; the plan's bytes."""
     builder = trt.Builder(logger)
     strong_flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
@@ -185,8 +188,8 @@ def _build_plan(trt, logger, onnx_path: Path, input_name: str, shapes: dict, set
     config.builder_optimization_level = settings.optimization_level
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
     config.clear_flag(trt.BuilderFlag.TF32)
-    if weak_fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
+    if weak_flag:
+        config.set_flag(getattr(trt.BuilderFlag, weak_flag))
     profile = builder.create_optimization_profile()
     profile.set_shape(input_name, *(tuple(shapes[k]) for k in ("min", "opt", "max")))
     config.add_optimization_profile(profile)

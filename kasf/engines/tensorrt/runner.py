@@ -73,14 +73,16 @@ class TensorRTEngine(Engine):
 
     @classmethod
     def variants(cls, files: ModelFiles) -> list[Variant]:
-        """FP32 and FP16 plans built from the checkpoint's ONNX graphs, with one timing cache."""
+        """FP32 and FP16 plans built from the checkpoint's ONNX graphs, with one timing cache; and
+        an INT8 plan from the QDQ graph, a candidate for `kasf optimize`."""
         from .build import build_engine
 
         def plan(precision: str) -> Path:
             return files.make(f"model_{precision}.engine", lambda path: build_engine(
                 files.onnx(precision), path, *PROFILE, timing_cache=files.out_dir / "trt.cache"))
         return [Variant(f"tensorrt {p} cuda", cls.backend, p, "cuda", None, making="build",
-                        streaming_rank=0 if p == "fp16" else None, make=lambda p=p: plan(p)) for p in ("fp32", "fp16")]
+                        streaming_rank=0 if p == "fp16" else None, role="candidate" if p == "int8" else "primary",
+                        make=lambda p=p: plan(p)) for p in ("fp32", "fp16", "int8")]
 
     def reproduction_commands(self, batch: int) -> list[str]:
         profile = tuple(self.sidecar["profile"][k][0] for k in ("min", "opt", "max"))
