@@ -114,6 +114,30 @@ def parse_budgets(values: list[str]) -> dict[str, float]:
     return budgets
 
 
+def add_timing_arguments(parser: argparse.ArgumentParser) -> None:
+    """How engines are timed (kasf.bench.BenchSettings): trtexec's conventions, interleaved."""
+    from ..bench import MIN_DURATION_S, MIN_ITERATIONS, SETTLE_S, WARMUP_S
+
+    timing = parser.add_argument_group("timing")
+    timing.add_argument("--batch", type=int, nargs="+", default=[1], help="batch sizes to sweep (default 1)")
+    timing.add_argument("--warmup", type=float, default=1e3 * WARMUP_S,
+                        help=f"warm-up in ms (default {1e3 * WARMUP_S:.0f})")
+    timing.add_argument("--iterations", type=int, default=MIN_ITERATIONS,
+                        help=f"at least this many timed rounds (default {MIN_ITERATIONS})")
+    timing.add_argument("--duration", type=float, default=MIN_DURATION_S,
+                        help=f"and at least this many seconds per batch size (default {MIN_DURATION_S:g})")
+    timing.add_argument("--settle", type=float, default=1e3 * SETTLE_S,
+                        help=f"idle ms between two engines' turns, so one's spinning threads do not slow the next "
+                             f"(default {1e3 * SETTLE_S:.0f})")
+    timing.add_argument("--threads", type=int, help="CPU threads for torch and ONNX Runtime (default: their choice)")
+
+
+def timing_settings(args: argparse.Namespace) -> dict:
+    """BenchSettings' timing fields from add_timing_arguments' flags."""
+    return {"batches": args.batch, "warmup_s": args.warmup / 1e3, "min_iterations": args.iterations,
+            "min_duration_s": args.duration, "settle_s": args.settle / 1e3, "threads": args.threads}
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """The data a command trains or evaluates on; the mocap's detector errors apply to every split
     (the test split draws its own), so `kasf eval --detector-errors typical` measures noisy input."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..bench import (MIN_DURATION_S, MIN_ITERATIONS, PARITY_CLIPS, SETTLE_S, WARMUP_S, BenchSettings,
-                     checkpoint_specs, format_speedups, format_table, parse_engine_spec, run_benchmark, write_report)
-from .arguments import add_budget_argument, parse_budgets
+from ..bench import (PARITY_CLIPS, BenchSettings, checkpoint_specs, format_speedups, format_table, parse_engine_spec,
+                     run_benchmark, write_report)
+from .arguments import add_budget_argument, add_timing_arguments, parse_budgets, timing_settings
 
 HELP = "time engines side by side, interleaved (trtexec conventions)"
 DESCRIPTION = ("Time engines interleaved round by round over a batch sweep; print one table (latency, throughput, "
@@ -25,17 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="the authors' YAML (for their checkpoints)")
     parser.add_argument("--reference", help="checkpoint for the parity column (default: --checkpoint, or each "
                                             "engine's .pt/.pth of the same model among the engines)")
-    parser.add_argument("--batch", type=int, nargs="+", default=[1], help="batch sizes to sweep (default 1)")
-    parser.add_argument("--warmup", type=float, default=1e3 * WARMUP_S,
-                        help=f"warm-up in ms (default {1e3 * WARMUP_S:.0f})")
-    parser.add_argument("--iterations", type=int, default=MIN_ITERATIONS,
-                        help=f"at least this many timed rounds (default {MIN_ITERATIONS})")
-    parser.add_argument("--duration", type=float, default=MIN_DURATION_S,
-                        help=f"and at least this many seconds per batch size (default {MIN_DURATION_S:g})")
-    parser.add_argument("--settle", type=float, default=1e3 * SETTLE_S,
-                        help=f"idle ms between two engines' turns, so one's spinning threads do not slow the next "
-                             f"(default {1e3 * SETTLE_S:.0f})")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch and ONNX Runtime (default: their choice)")
+    add_timing_arguments(parser)
     parser.add_argument("--parity-clips", type=int, default=PARITY_CLIPS,
                         help=f"motion-capture test clips for the parity column (default {PARITY_CLIPS}; 0: none)")
     add_budget_argument(parser)
@@ -43,9 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = BenchSettings(batches=args.batch, warmup_s=args.warmup / 1e3, min_iterations=args.iterations,
-                             min_duration_s=args.duration, settle_s=args.settle / 1e3, threads=args.threads,
-                             config=args.config,
+    settings = BenchSettings(**timing_settings(args), config=args.config,
                              reference=args.reference or args.checkpoint, parity_clips=args.parity_clips,
                              budgets=parse_budgets(args.budget))
     out = Path(args.out)
