@@ -29,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="--aoti: the device to compile for (default cpu)")
     parser.add_argument("--fp16", action="store_true", help="strongly typed FP16 graph (FP32 IO and islands)")
+    parser.add_argument("--int8", action="store_true",
+                        help="the INT8 QDQ graph (kasf.export.quantize: INT8_PRODUCTS quantized, FP32 islands), "
+                             "calibrated on the embedded motion capture's training clips")
+    parser.add_argument("--calibration-clips", type=int, default=128,
+                        help="--int8: training clips the scales are calibrated on (default 128)")
     parser.add_argument("--bf16", action="store_true",
                         help="--aoti: a BF16 package (FP32 IO and islands), for CPUs with AVX-512 BF16 or AMX "
                              "and GPUs from Ampere")
@@ -50,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     budgets = parse_budgets(args.budget)
     checkpoint = read_checkpoint(args.checkpoint, args.config)
-    report = _export_aoti(checkpoint, args) if args.aoti else _export_onnx(checkpoint, args)
+    export = _export_aoti if args.aoti else _export_int8 if args.int8 else _export_onnx
+    report = export(checkpoint, args)
     if not args.no_parity:
         report["parity"] = _parity(checkpoint, Path(report["path"]), args.parity_clips, budgets)
     if args.report:
@@ -82,10 +88,27 @@ def _export_onnx(checkpoint, args: argparse.Namespace) -> dict:
     return report
 
 
+def _export_int8(checkpoint, args: argparse.Namespace) -> dict:
+    from ..export.quantize import export_int8
+
+    clashing = [flag for flag, given in (("--fp16", args.fp16), ("--bf16", args.bf16),
+                                         ("--attention sdpa", args.attention == "sdpa"),
+                                         ("--opset", args.opset is not None)) if given]
+    if clashing:
+        raise KasfError(f"{', '.join(clashing)} cannot go with --int8: the INT8 graph is the MatMul-Softmax-MatMul "
+                        "form at opset 18 with FP32 islands (see kasf.export.quantize)")
+    result = export_int8(checkpoint, args.output, max_batch=args.max_batch, calibration_clips=args.calibration_clips)
+    print(f"wrote {result.path}: int8 (QDQ, {result.op_counts.get('QuantizeLinear', 0)} QuantizeLinear), "
+          f"opset {result.opset}, {result.size_bytes / 1e6:.1f} MB, {result.nodes} nodes")
+    return {"path": str(result.path), "precision": result.precision, "opset": result.opset,
+            "size_mb": result.size_bytes / 1e6, "nodes": result.nodes, "op_counts": result.op_counts}
+
+
 def _export_aoti(checkpoint, args: argparse.Namespace) -> dict:
     from ..export.aoti import export_aoti
 
-    onnx_only = [flag for flag, given in (("--fp16", args.fp16), ("--compare-plain", args.compare_plain),
+    onnx_only = [flag for flag, given in (("--fp16", args.fp16), ("--int8", args.int8),
+                                          ("--compare-plain", args.compare_plain),
                                           ("--attention sdpa", args.attention == "sdpa"),
                                           ("--opset", args.opset is not None)) if given]
     if onnx_only:

@@ -3,6 +3,8 @@ calibration is deterministic, it runs in ONNX Runtime within the INT8 parity bud
 rounds as an INT8 engine does."""
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -15,6 +17,8 @@ from kasf.export.quantize import INT8_FP32_ISLANDS, INT8_PRODUCTS, calibration_k
 from kasf.model.checkpoint import build_from_checkpoint
 from kasf.verify import ParityCheck, parity_clips
 from kasf.verify.floor import map_precision, rounding_noise
+
+from conftest import AUTHORS_CHECKPOINT, AUTHORS_YAML
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +115,15 @@ def test_the_floor_rounds_only_the_int8_products_and_to_their_range(authors_chec
                 assert (change <= before[name].abs() * 2.0 ** -23).all(), name
     assert all(torch.equal(module.weight, before[name]) for name, module in linears.items())
     assert map_precision("head.out", "bf16") == "fp32" and map_precision("blocks.0.attn_spatial.mixer.qkv", "bf16") == "bf16"
+
+
+def test_kasf_export_int8_writes_and_checks_the_graph(tmp_path):
+    path = tmp_path / "tiny_int8.onnx"
+    base = [sys.executable, "-m", "kasf", "export", "--checkpoint", str(AUTHORS_CHECKPOINT), "--config",
+            str(AUTHORS_YAML), "-o", str(path), "--int8", "--calibration-clips", "32", "--parity-clips", "32"]
+    refused = subprocess.run(base + ["--fp16"], capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 1 and "--fp16 cannot go with --int8" in refused.stderr and not path.exists()
+    done = subprocess.run(base, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"wrote {path}: int8 (QDQ" in done.stdout and "PASS" in done.stdout
+    assert read_metadata(path)["kasf_int8"]["calibration"]["clips"] == 32
