@@ -105,11 +105,17 @@ def export_onnx(checkpoint: Checkpoint, path: str | Path, fp16: bool = False, op
     graph = _torch_export(fused, model.config, opset, max_batch)
     for key, value in file_metadata(checkpoint, precision).items():
         graph.metadata_props.add(key=key, value=value)
+    return write_graph(graph, path, precision)
+
+
+def write_graph(graph: onnx.ModelProto, path: Path, precision: str) -> OnnxExport:
+    """Describe, check (onnx.checker's full check) and write a graph atomically; what was written."""
     graph.doc_string = f"KASportsFormer lifting 2D keypoints to 3D poses, {precision}, exported by kasf {__version__}"
     try:
         onnx.checker.check_model(graph, full_check=True)
     except onnx.checker.ValidationError as err:
-        raise ExportError(f"the exported graph failed onnx.checker: {err}") from None
+        raise ExportError(f"the {precision} graph failed onnx.checker: {err}") from None
     atomic_write(path, lambda tmp: onnx.save(graph, tmp))
     counts = op_histogram(graph)
+    opset = next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
     return OnnxExport(path, counts, sum(counts.values()), path.stat().st_size, precision, opset)

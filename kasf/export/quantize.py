@@ -31,12 +31,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .. import __version__
-from ..files import atomic_write
 from ..model.checkpoint import Checkpoint
 from .artifact import INPUT_NAME, ExportError, check_output_path
 from .fuse import FP32_ISLANDS
-from .onnx import OnnxExport, export_onnx, op_histogram
+from .onnx import OnnxExport, export_onnx, write_graph
 
 # The module paths (of the reference model and of the fused graph's weights alike) whose linear
 # maps run in INT8.
@@ -152,14 +150,7 @@ def export_int8(checkpoint: Checkpoint, path: str | Path, max_batch: int = 1024,
                                            "CalibStridedMinMax": 1})
         graph = onnx.load(str(quantized))
     _set_int8_metadata(graph, len(nodes), len(keypoints))
-    try:
-        onnx.checker.check_model(graph, full_check=True)
-    except onnx.checker.ValidationError as err:
-        raise ExportError(f"the quantized graph failed onnx.checker: {err}") from None
-    atomic_write(path, lambda tmp: onnx.save(graph, tmp))
-    counts = op_histogram(graph)
-    opset = next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
-    return OnnxExport(path, counts, sum(counts.values()), path.stat().st_size, "int8", opset)
+    return write_graph(graph, path, "int8")
 
 
 def _set_int8_metadata(graph: onnx.ModelProto, products: int, clips: int) -> None:
@@ -176,4 +167,3 @@ def _set_int8_metadata(graph: onnx.ModelProto, products: int, clips: int) -> Non
     del graph.metadata_props[:]
     for key, value in values.items():
         graph.metadata_props.add(key=key, value=value)
-    graph.doc_string = f"KASportsFormer lifting 2D keypoints to 3D poses, int8, exported by kasf {__version__}"
