@@ -27,6 +27,7 @@ EXAMPLES = """examples:
   kasf parity --engine model_fp16.engine --reference runs/mocap/best.pt --json parity.json
   kasf parity --engine runs/mocap/best.pt --device cuda --precision fp16 --cuda-graphs
   kasf export-triton model_fp16.engine --repository triton_models --instances 2 --preferred-batch 8 16
+  kasf serve model.onnx --threads 2 --instances 2 --preferred-batch 8 16
   kasf bench --checkpoint runs/mocap/best.pt --batch 1 8 32 128 --threads 2
   kasf optimize runs/mocap/best.pt --device cpu --batch 1 8 --threads 2 --out runs/optimize
   kasf realtime --engine model_fp16.engine --fps 60 --mode centred --people 1 8 32
@@ -42,7 +43,7 @@ COMMANDS = {
     "info": "info", "convert": "convert", "train": "train", "export": "export", "export-triton": "export_triton",
     "eval": "evaluate", "build": "build", "parity": "parity", "bench": "bench", "realtime": "realtime",
     "replay": "replay", "lift": "lift", "latency-accuracy": "latency_accuracy", "optimize": "optimize",
-    "demo": "demo",
+    "serve": "serve", "demo": "demo",
 }
 
 

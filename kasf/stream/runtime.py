@@ -207,7 +207,7 @@ class StreamRuntime:
         if not isinstance(keypoints, Mapping):
             raise InputError(f"frame {self.frame}: give keypoints as {{track id: array [17, 3]}}, "
                              f"got {type(keypoints).__name__}")
-        checked = {track_id: self._check(track_id, values) for track_id, values in keypoints.items()}
+        checked = {track_id: self.check(track_id, values) for track_id, values in keypoints.items()}
         windows = self._close_idle(set(checked), start)
         for track_id, values in checked.items():
             track = self._tracks.get(track_id)
@@ -294,8 +294,9 @@ class StreamRuntime:
             self._worker.submit(windows)
         return self._worker.take()
 
-    def _check(self, track_id: Hashable, keypoints) -> np.ndarray:
-        """Keypoints as a float32 [17, 3] array in normalised units, or an InputError naming the track."""
+    def check(self, track_id: Hashable, keypoints) -> np.ndarray:
+        """Keypoints as a float32 [17, 3] array in normalised units, or an InputError naming the track
+        (process() checks every track's before it changes any; a server checks a batch of requests)."""
         where = f"track {track_id!r} at frame {self.frame}"
         if track_id in self._closed:
             raise InputError(f"{where}: the track was closed at frame {self._closed[track_id]}; "
