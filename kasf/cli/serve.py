@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 
 from .arguments import add_engine_arguments, open_engine
@@ -68,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"serving {', '.join(models)} ({args.engine}, {settings.instances} instance(s), PyTriton "
               f"{server.pytriton_version}) on HTTP {server.urls['http']}, gRPC {server.urls['grpc']}, "
               f"metrics {server.urls['metrics']}", flush=True)
-        stopped = server.wait(stop)
-    print("stopped" if stopped else "kasf serve: error: the Triton server or a model instance died", flush=True)
-    return 0 if stopped else 1
+        failure = server.wait(stop)
+    if failure is None:
+        print("stopped", flush=True)
+        return 0
+    print(f"kasf serve: error: {failure}; the server stopped, so that its supervisor (systemd, Kubernetes, "
+          "docker --restart) starts it again", file=sys.stderr, flush=True)
+    return 1

@@ -16,6 +16,8 @@ otherwise; ready and health are Triton's own /v2/health/ready and /v2/health/liv
 
 from __future__ import annotations
 
+import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +140,36 @@ def bind_models(triton, open_engine: Callable[[], Engine], settings: ServeSettin
     return engines
 
 
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def stub_instances(models: Sequence[str], ancestor: int | None = None) -> dict[str, int]:
+    """{model instance: pid} of the Python backend stubs serving `models` (Triton names an instance
+    `<model>_<group>_<index>`), those descended from `ancestor` only when given."""
+    pattern = re.compile(rf"(?:{'|'.join(map(re.escape, models))})_\d+_\d+")
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        names = [arg for arg in argv[1:] if pattern.fullmatch(arg)]
+        if not argv[0].endswith("triton_python_backend_stub") or not names:
+            continue
+        parent = int(entry.name)
+        while ancestor is not None and parent not in (0, 1, ancestor):
+            parent = _parent(parent)
+        if ancestor is None or parent == ancestor:
+            found[names[0]] = int(entry.name)
+    return found
+
+
 class Server:
     """A running Triton server with the engine's models; a context manager, or start() and stop()."""
 
@@ -147,6 +179,7 @@ class Server:
         self.pytriton_version = require_pytriton()
         self._open_engine = open_engine
         self._triton = None
+        self._stubs: dict[str, int] = {}
         self.engines: list[Engine] = []
 
     def start(self) -> "Server":
@@ -158,20 +191,32 @@ class Server:
             self.engines = bind_models(self._triton, self._open_engine, self.settings)
             with server_environment(stub_env):
                 self._triton.run()
+            self._stubs = stub_instances(self.models, os.getpid())
         except Exception as err:
             self.stop()
             raise KasfError(f"the Triton server did not start: {err}") from err
         return self
 
-    def is_alive(self) -> bool:
-        return self._triton is not None and self._triton.is_alive()
+    @property
+    def models(self) -> list[str]:
+        return [self.settings.name] + ([f"{self.settings.name}_stream"] if self.settings.stream else [])
 
-    def wait(self, stop: threading.Event, poll_s: float = 1.0) -> bool:
-        """Serve until `stop` is set (True) or the server dies by itself (False)."""
+    def failure(self) -> str | None:
+        """Why the server cannot answer any more, or None. A model instance whose stub process died
+        counts: Triton keeps reporting the model ready and answers each request it routes there
+        with "Stub process ... is not healthy", and does not restart it."""
+        if self._triton is None or not self._triton.is_alive():
+            return "the Triton server stopped"
+        running = stub_instances(self.models, os.getpid())
+        dead = [name for name in self._stubs if name not in running]
+        return f"the stub process of model instance {', '.join(dead)} died" if dead else None
+
+    def wait(self, stop: threading.Event, poll_s: float = 1.0) -> str | None:
+        """Serve until `stop` is set (None) or the server can no longer answer (the reason)."""
         while not stop.wait(poll_s):
-            if not self.is_alive():
-                return False
-        return True
+            if (reason := self.failure()) is not None:
+                return reason
+        return None
 
     def stop(self) -> None:
         if self._triton is not None:

@@ -1,17 +1,15 @@
 """`kasf serve` on a real Triton server (PyTriton's tritonserver), on loopback: a subprocess of the
 CLI, real tritonclient requests over HTTP and gRPC, bad requests, the streaming model, SIGTERM."""
 
-import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
 
 import numpy as np
 import pytest
 
 from kasf.engines import load_engine
+from kasf.serve.load import batches_since, kill_instance, run_level
+from kasf.serve.process import ServerProcess
 from kasf.serve.streaming import StreamFrame, in_order
 from kasf.stream import StreamRuntime
 
@@ -22,43 +20,18 @@ except ImportError as err:   # the wheel is x86-64/aarch64 Linux only, on Python
     PYTRITON = f"the nvidia-pytriton wheel is not installed here ({err}); .ci/run installs it"
 
 needs_pytriton = pytest.mark.skipif(PYTRITON is not None, reason=PYTRITON or "")
-START_TIMEOUT_S = 240
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="module")
 def server(tiny_onnx, tmp_path_factory):
     if PYTRITON is not None:
         pytest.skip(PYTRITON)
-    http, grpc, metrics = free_ports(3)
     log = tmp_path_factory.mktemp("serve") / "tritonserver.log"
-    command = [sys.executable, "-m", "kasf", "serve", str(tiny_onnx), "--threads", "1", "--instances", "2",
-               "--preferred-batch", "2", "4", "--max-batch", "8", "--max-queue-delay-us", "2000",
-               "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics),
-               "--log-file", str(log)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not any(line.startswith("serving ") for line in lines):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("kasf serve did not start:\n" + "".join(lines))
-        time.sleep(0.5)
-    yield {"process": process, "http": f"127.0.0.1:{http}", "grpc": f"127.0.0.1:{grpc}", "lines": lines}
-    if process.poll() is None:
-        process.kill()
-        process.wait(30)
+    process = ServerProcess(tiny_onnx, ["--threads", "1", "--instances", "2", "--preferred-batch", "2", "4",
+                                        "--max-batch", "8", "--max-queue-delay-us", "2000", "--log-file", log])
+    with process:
+        yield process
+    process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +58,11 @@ def test_server_is_live_ready_and_batches_as_configured(server):
     import tritonclient.grpc as grpc
     import tritonclient.http as http
 
-    for module, url in ((http, server["http"]), (grpc, server["grpc"])):
+    for module, url in ((http, server.http), (grpc, server.grpc)):
         client = module.InferenceServerClient(url)
         assert client.is_server_live() and client.is_server_ready()
         assert client.is_model_ready("kasportsformer") and client.is_model_ready("kasportsformer_stream")
-    config = grpc.InferenceServerClient(server["grpc"]).get_model_config("kasportsformer").config
+    config = grpc.InferenceServerClient(server.grpc).get_model_config("kasportsformer").config
     assert config.max_batch_size == 8
     assert list(config.dynamic_batching.preferred_batch_size) == [2, 4]
     assert config.dynamic_batching.max_queue_delay_microseconds == 2000
@@ -104,13 +77,13 @@ def test_responses_equal_the_engines_own_outputs(server, engine):
 
     values = keypoints(3, seed=0)
     expected = engine.infer(values)
-    for module, url in ((http, server["http"]), (grpc, server["grpc"])):
+    for module, url in ((http, server.http), (grpc, server.grpc)):
         np.testing.assert_allclose(infer(module, url, values), expected, atol=1e-5)
     clips = [keypoints(1, seed=s) for s in range(12)]            # concurrent: batched by the server
     answers = [None] * len(clips)
 
     def send(i):
-        answers[i] = infer(grpc, server["grpc"], clips[i])
+        answers[i] = infer(grpc, server.grpc, clips[i])
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(len(clips))]
     for thread in threads:
@@ -119,8 +92,7 @@ def test_responses_equal_the_engines_own_outputs(server, engine):
         thread.join(60)
     for clip, answer in zip(clips, answers):
         np.testing.assert_allclose(answer, engine.infer(clip), atol=1e-5)
-    stats = grpc.InferenceServerClient(server["grpc"]).get_inference_statistics("kasportsformer").model_stats[0]
-    assert stats.inference_stats.success.count >= 14 and stats.inference_stats.fail.count == 0
+    assert sum(size * count for size, count in batches_since(server.grpc, server.name, {}, 15).items()) >= 15
 
 
 @needs_pytriton
@@ -137,16 +109,16 @@ def test_bad_requests_get_errors_that_name_the_problem_and_the_server_stays_up(s
               "keypoints_2d holds nan at clip 0, frame 0, joint 0, channel y")]
     for bad, dtype, message in cases:
         with pytest.raises(InferenceServerException, match=message):
-            infer(http, server["http"], bad, dtype)
-    np.testing.assert_allclose(infer(http, server["http"], values), engine.infer(values), atol=1e-5)
-    assert server["process"].poll() is None
+            infer(http, server.http, bad, dtype)
+    np.testing.assert_allclose(infer(http, server.http, values), engine.infer(values), atol=1e-5)
+    assert server.process.poll() is None
 
 
 @needs_pytriton
 def test_streaming_model_keeps_each_tracks_window(server, engine):
     import tritonclient.grpc as grpc
 
-    client = grpc.InferenceServerClient(server["grpc"])
+    client = grpc.InferenceServerClient(server.grpc)
     tracks = {11: keypoints(1, seed=2)[0], 12: keypoints(1, seed=3)[0]}
     local = StreamRuntime(engine, mode="causal", normalized=True)
     got: dict = {track: [] for track in tracks}
@@ -171,6 +143,25 @@ def test_streaming_model_keeps_each_tracks_window(server, engine):
                                    atol=1e-5)
 
 
+@needs_pytriton
+def test_load_from_concurrent_clients_fails_nothing_and_batches_on_the_server(server, engine):
+    clips = keypoints(8, seed=4)
+    expected = np.concatenate([engine.infer(clips[i:i + 1]) for i in range(len(clips))])
+    for clients in (1, 6):
+        level = run_level(server.grpc, server.name, clips, expected, clients, requests=36, seconds=60)
+        assert (level.sent, level.failed, level.mismatched) == (36, 0, 0), level.errors
+        assert sum(size * count for size, count in level.batches.items()) == 36
+    assert max(level.batches) > 1, level.batches        # six clients at once: batched together
+
+
+@needs_pytriton
+def test_a_killed_instance_stops_the_server_with_the_reason(tiny_onnx):
+    with ServerProcess(tiny_onnx, ["--threads", "1", "--no-stream"], name="kasf_kill_test") as server:
+        assert kill_instance("kasf_kill_test")
+        assert server.process.wait(60) == 1
+    assert "the stub process of model instance kasf_kill_test_0_0 died" in server.output
+
+
 def test_stream_requests_are_cut_into_frames_with_each_track_once():
     frames = [StreamFrame(track, np.zeros((17, 3)), False) for track in (1, 2, 1, 3, 3)]
     assert in_order(frames) == [[0, 1], [2, 3], [4]]
@@ -180,10 +171,8 @@ def test_stream_requests_are_cut_into_frames_with_each_track_once():
 def test_sigterm_stops_the_server_cleanly(server):
     import tritonclient.http as http
 
-    process = server["process"]
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(60) == 0, "".join(server["lines"])
-    assert any(line.strip() == "stopped" for line in server["lines"])
+    assert server.stop() == 0, server.output
+    assert any(line.strip() == "stopped" for line in server.lines)
     with pytest.raises(Exception):
-        http.InferenceServerClient(server["http"]).is_server_live()
-    assert subprocess.run(["pgrep", "-f", f"tritonserver.*--http-port={server['http'].split(':')[1]}"]).returncode == 1
+        http.InferenceServerClient(server.http).is_server_live()
+    assert subprocess.run(["pgrep", "-f", f"tritonserver.*--http-port={server.http_port}"]).returncode == 1
