@@ -77,6 +77,17 @@ def kill_run(args, clips, expected) -> dict:
             "restart_ready_s": ready_s, "after_restart": after.summary()}
 
 
+def in_process_ms(engine, clips, runs: int = 15) -> float:
+    """The engine's own median latency here, for what the server adds."""
+    engine.infer(clips)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        engine.infer(clips)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1e3
+
+
 def table(levels) -> str:
     rows = ["| clients | requests | failed | differ | p50 ms | p99 ms | clips/s | mean server batch | server batches |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -95,7 +106,10 @@ def main(argv=None) -> int:
     clips = rng.uniform(-1, 1, (64, engine.n_frames, 17, 3)).astype(np.float32)
     clips[..., 2] = rng.uniform(0.3, 1.0, clips.shape[:-1])
     expected = np.concatenate([engine.infer(clips[i:i + 1]) for i in range(len(clips))])
+    in_process = {batch: in_process_ms(engine, clips[:batch]) for batch in (1, 8)}
     engine.close()
+    print("in-process engine, no server: " + ", ".join(f"batch {b} {ms:.1f} ms ({b / ms * 1e3:.1f} clips/s)"
+                                                       for b, ms in in_process.items()), flush=True)
     with ServerProcess(args.engine, serve_args(args)) as server:
         run_level(server.grpc, server.name, clips, expected, 4, 64, 60.0)          # warm-up, not reported
         levels = [run_level(server.grpc, server.name, clips, expected, n, args.requests, args.seconds)
@@ -109,7 +123,8 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"engine": args.engine, "settings": vars(args), "environment": environment(),
-                       "python": platform.python_version(), "levels": [level.summary() for level in levels],
+                       "python": platform.python_version(),
+                       "in_process_ms": in_process, "levels": [level.summary() for level in levels],
                        "kill": killed, "server_exit_code": exit_code}, handle, indent=2, default=str)
     return 0 if all(level.failed == level.mismatched == 0 for level in levels) else 1
 
