@@ -586,8 +586,11 @@ class TensorRTBackend final : public Backend {
     logger_.clear();
     const nvinfer1::Dims shape{4, {batch, n_frames_, kNumJoints, kChannels}};
     if (!context_->setInputShape(input_name_.c_str(), shape)) {
-      throw Error(Status::Backend,
-                  logger_.explain("TensorRT refused input shape " + dims_text(shape) + " for " + path_));
+      throw Error(Status::Backend, logger_.explain("TensorRT refused the input shape " + dims_text(shape) + " of " +
+                                                   repr(input_name_) + " for " + path_ +
+                                                   " (its optimisation profile takes batch " +
+                                                   std::to_string(min_batch_) + " to " +
+                                                   std::to_string(max_batch_) + ")"));
     }
     // The output buffer holds [batch, n_frames, 17, 3]: TensorRT must write no more than that.
     const nvinfer1::Dims out = context_->getTensorShape(output_name_.c_str());

@@ -32,6 +32,10 @@ EXECUTION_PROVIDERS = {
     "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
 }
 DEFAULT_TRT_BATCH_PROFILE = (1, 8, 64)
+# The newest onnxruntime-gpu whose TensorRT provider kasf has read: its options (trt_fp16_enable,
+# trt_bf16_enable, trt_int8_enable, ...) include no strongly typed mode, the network it builds is
+# weakly typed, and it links TensorRT 10 (libnvinfer.so.10), so it cannot load TensorRT 11.
+ORT_TENSORRT_CHECKED = "1.31.1"
 
 
 @dataclass
@@ -117,10 +121,7 @@ class OnnxRuntimeEngine(Engine):
         low, opt, high = self.trt_batch_profile
         return {
             "device_id": device_id,
-            # The precision is the graph's: FP16 kernels only for the FP16 graph (its FP32 islands are typed
-            # FP32), never for the FP32 graph, where the flag would let TensorRT pick FP16 anywhere.
-            "trt_fp16_enable": self.precision == "fp16",
-            "trt_int8_enable": self.precision == "int8",   # QDQ graphs: the scales are the graph's own
+            **tensorrt_precision_options(self.precision, ort_version()),
             "trt_engine_cache_enable": True,
             "trt_engine_cache_path": str(cache),
             "trt_timing_cache_enable": True,
@@ -206,3 +207,34 @@ class OnnxRuntimeEngine(Engine):
 
     def close(self) -> None:
         self._bindings.clear()
+
+
+def ort_version() -> str:
+    import onnxruntime as ort
+
+    return ort.__version__
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("+")[0].split(".")[:3] if part.isdigit())
+
+
+def tensorrt_precision_options(precision: str, version: str) -> dict[str, bool]:
+    """The TensorRT provider's precision options for a kasf graph, in ONNX Runtime `version`.
+
+    The precision must stay the graph's. Only a strongly typed network keeps the FP16 graph's FP32
+    islands FP32, and the provider has none: its trt_fp16_enable is weak typing, which lets TensorRT
+    put any layer, islands included, in FP16. So the FP16 graph is refused; the FP32 graph gets no
+    reduced precision; the INT8 QDQ graph the INT8 flag (weak typing's explicit quantization, the
+    scales the graph's own)."""
+    if precision == "fp16":
+        known = ("has no strongly typed mode" if _release(version) <= _release(ORT_TENSORRT_CHECKED) else
+                 f"has no strongly typed mode kasf knows (none up to onnxruntime-gpu {ORT_TENSORRT_CHECKED} has one)")
+        raise KasfError(f"ONNX Runtime {version}'s TensorRT provider {known}: it builds weakly typed networks, "
+                        "where trt_fp16_enable lets TensorRT run the FP16 graph's FP32 islands (LayerNorm, Softmax, "
+                        "the GCN similarity, whose products can pass FP16's 65504) in FP16. Build the FP16 graph "
+                        "with `kasf build` (strongly typed TensorRT), or run it on provider 'cuda', or run the FP32 "
+                        "graph on provider 'tensorrt'")
+    if precision not in ("fp32", "int8"):
+        raise KasfError(f"ONNX Runtime's TensorRT provider runs kasf's fp32 and int8 graphs, not {precision!r}")
+    return {"trt_fp16_enable": False, "trt_int8_enable": precision == "int8"}

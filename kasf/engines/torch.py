@@ -126,17 +126,27 @@ class TorchEngine(Engine):
         return self._graphs[batch]
 
     def compute_timer(self, batch: int):
+        """Events on the current stream of the engine's device, made current: a graph replays, and
+        kernels launch, on that stream, while events record on the current device's."""
         if self.device.type != "cuda":
             return None
+        with torch.cuda.device(self.device):
+            run = self._timed_run(batch)
+
+        def timed() -> float:
+            with torch.cuda.device(self.device):
+                return cuda_event_seconds(run)
+        return timed
+
+    def _timed_run(self, batch: int):
         if self.cuda_graphs:
-            graph = (self._graphs.get(batch) or self._capture(batch))[0]
-            return lambda: cuda_event_seconds(graph.replay)
+            return (self._graphs.get(batch) or self._capture(batch))[0].replay
         resident = example_keypoints(batch, self.n_frames, device=self.device)
 
         @torch.no_grad()
         def forward():
             self._forward(resident)
-        return lambda: cuda_event_seconds(forward)
+        return forward
 
     def metadata(self) -> dict:
         return {**super().metadata(), "checkpoint": None if self.checkpoint is None else str(self.checkpoint),

@@ -279,9 +279,10 @@ def test_precision_report_reads_tensorrt_11_fields_and_unfused_attention():
     ], "I/O Tensors": [{"Name": "keypoints_2d", "IOMode": "Input", "DataType": "Float"}]}
     report = precision_report(information)
     assert report["layers_by_precision"] == {"fp16": 1, "fp32": 1} and not report["attention_fused"]
-    assert precision_report({"Layers": ["qkv", "softmax"]}) == {
-        "detailed": False, "layers": 2,
-        "note": "the engine holds layer names only (not built with detailed profiling verbosity)"}
+    names_only = precision_report({"Layers": ["qkv", "softmax"]})
+    assert names_only["precision"] == "unknown" and not names_only["detailed"] and names_only["layers"] == 2
+    assert names_only["note"] == ("precision unknown: the engine holds layer names only (not built with detailed "
+                                  "profiling verbosity)")
 
 
 def test_sidecar_errors(tmp_path):

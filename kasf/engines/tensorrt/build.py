@@ -4,12 +4,10 @@ engine inspector's layer information summarised as a precision report."""
 from __future__ import annotations
 
 import json
-import re
 import time
-from collections import Counter
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
 
 import torch
 
@@ -21,16 +19,14 @@ from ...model.checkpoint import file_sha256
 from ...model.kasportsformer import IN_CHANNELS
 from ...keypoints.skeleton import NUM_JOINTS
 from ..base import check_batch_profile
+from .report import precision_report
+from .shapes import set_input_shape
 from .sidecar import (SIDECAR_FORMAT, SIDECAR_VERSION, compute_capability_text, import_tensorrt, layers_path,
                       require_cuda, sha256_bytes, sidecar_path)
 
 STRONGLY_TYPED, WEAK_FP16_FLAG = "strongly typed", "weakly typed (the FP16 or INT8 builder flag for such a graph)"
 # The builder flag a weakly typed network needs for a graph of each reduced precision.
 WEAK_TYPING_FLAGS = {"fp16": "FP16", "int8": "INT8"}
-# Inspector layer types that move no data through a kernel of their own.
-BOOKKEEPING_LAYERS = {"noop", "constant", "signal", "wait", "reformat"}
-# A fused attention kernel names itself mha (_gemm_mha_v2, _gemv_mha_v1, fmha...).
-FUSED_ATTENTION = re.compile(r"(^|[^a-z])f?mha([^a-z]|$)", re.IGNORECASE)
 
 
 def network_typing(tensorrt_version: str, has_strongly_typed_flag: bool) -> str:
@@ -39,60 +35,6 @@ def network_typing(tensorrt_version: str, has_strongly_typed_flag: bool) -> str:
     deprecated since 10.12 and gone in 11)."""
     major = int(tensorrt_version.split(".")[0])
     return STRONGLY_TYPED if has_strongly_typed_flag or major >= 11 else WEAK_FP16_FLAG
-
-
-def tensor_precision(tensor: Mapping[str, Any]) -> str:
-    """fp16 / bf16 / fp8 / int8 / fp32 / int / unknown, from a tensor of the inspector's layer JSON:
-    TensorRT 10 writes one 'Format/Datatype' text ("Half", "Row major linear FP16 format"),
-    TensorRT 11 separate 'Format' and 'DataType'."""
-    text = " ".join(str(tensor.get(key, "")) for key in ("DataType", "Format/Datatype", "Format/DataType")).lower()
-    for precision, words in (("fp16", ("half", "fp16")), ("bf16", ("bf16", "bfloat16")), ("fp8", ("fp8",)),
-                             ("int", ("uint8", "int32", "int64", "bool")), ("int8", ("int8",)),
-                             ("fp32", ("float", "fp32"))):
-        if any(word in text for word in words):
-            return precision
-    return "unknown"
-
-
-def precision_report(engine_information: Mapping[str, Any]) -> dict:
-    """What the engine really runs, from IEngineInspector's JSON engine information.
-
-    A layer's precision is that of its outputs (FP16 when any output is FP16 or BF16); the FP16
-    share is over the layers that compute floating-point outputs, leaving out bookkeeping layers
-    (no-ops, constants, stream signal/wait, reformats). Attention counts as fused when a layer's
-    type, name or tactic names a fused multi-head-attention kernel (mha / fmha: TensorRT's
-    _gemm_mha_v2, _gemv_mha_v1, fmha kernels) or the layer is of an attention type (IAttention):
-    an unfused attention shows as separate gemm and softmax layers instead.
-    """
-    layers = list(engine_information.get("Layers", []))
-    if layers and not isinstance(layers[0], Mapping):
-        return {"detailed": False, "layers": len(layers),
-                "note": "the engine holds layer names only (not built with detailed profiling verbosity)"}
-    counts: Counter[str] = Counter()
-    attention = []
-    for layer in layers:
-        kind = str(layer.get("LayerType", ""))
-        names = f"{layer.get('Name', '')} {layer.get('TacticName', '')} {kind}"
-        if FUSED_ATTENTION.search(names) or "attention" in kind.lower():
-            attention.append(str(layer.get("Name", kind)))
-        outputs = [tensor_precision(t) for t in layer.get("Outputs", []) if isinstance(t, Mapping)]
-        if kind.lower() in BOOKKEEPING_LAYERS or not outputs:
-            continue
-        floating = [p for p in outputs if p in ("fp16", "bf16", "fp8", "fp32")]
-        if floating:
-            counts["fp16" if {"fp16", "bf16"} & set(floating) else floating[0]] += 1
-        else:
-            counts[outputs[0]] += 1
-    floating_layers = sum(counts[p] for p in ("fp16", "fp32", "fp8"))
-    return {
-        "detailed": True,
-        "layers": len(layers),
-        "layers_by_precision": dict(counts.most_common()),
-        "fp16_share": counts["fp16"] / floating_layers if floating_layers else 0.0,
-        "attention_fused": bool(attention),
-        "fused_attention_layers": attention,
-        "layer_types": dict(Counter(str(layer.get("LayerType", "")) for layer in layers).most_common()),
-    }
 
 
 @dataclass
@@ -137,8 +79,10 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, min_batch: int 
                  max_batch: int = 256, workspace_gib: float = 4.0, optimization_level: int = 3,
                  timing_cache: str | Path | None = None) -> BuiltEngine:
     """Build a TensorRT plan from kasf's ONNX graph for batches min_batch..max_batch (tuned for
-    opt_batch). timing_cache: loaded when the file exists, written back after the build. An FP16
-    graph whose plan runs no layer in FP16 is refused (the layer information is written to show it)."""
+    opt_batch). timing_cache: loaded when the file exists (one TensorRT refuses, recorded on another
+    GPU, is replaced by a fresh one, with a warning), written back after the build. An FP16 graph
+    whose plan runs no layer in FP16 is refused (the layer information is written to show it); a
+    layer report kasf cannot read claims no precision, and a warning says why."""
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     meta = _onnx_metadata(onnx_path)
     settings = BuildSettings(min_batch, opt_batch, max_batch, workspace_gib, optimization_level,
@@ -160,15 +104,26 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, min_batch: int 
     information = _engine_information(trt, logger, plan, meta["kasf_io"]["input"], shapes["opt"])
     report = precision_report(information)
     write_json(layers_path(engine_path), information)
-    reduced = {"fp16": report.get("fp16_share", 0), "int8": report.get("layers_by_precision", {}).get("int8", 0)}
-    if precision in reduced and report["detailed"] and not reduced[precision]:
-        raise KasfError(f"{engine_path} would be built from an {precision.upper()} graph but runs no layer in "
-                        f"{precision.upper()} (see {layers_path(engine_path).name}): it is an FP32 engine")
+    check_precision(report, precision, engine_path)
     sidecar = _sidecar(trt.__version__, onnx_path, meta, typing, shapes, settings, plan, report)
     sidecar["builder"]["build_seconds"] = round(build_seconds, 2)
     atomic_write(engine_path, lambda tmp: Path(tmp).write_bytes(plan))
     write_json(sidecar_path(engine_path), sidecar)
     return BuiltEngine(engine_path, sidecar_path(engine_path), layers_path(engine_path), sidecar)
+
+
+def check_precision(report: dict, precision: str, engine_path: Path) -> None:
+    """Refuse a plan built from an FP16 (INT8) graph that runs no layer in FP16 (INT8); warn, and
+    claim no precision, when the inspector's report could not be read."""
+    layers = layers_path(engine_path).name
+    if report.get("precision") == "unknown":
+        warnings.warn(f"cannot tell which precision {engine_path} runs ({report['reason']}); see {layers}",
+                      stacklevel=3)
+        return
+    reduced = {"fp16": report.get("fp16_share", 0), "int8": report.get("layers_by_precision", {}).get("int8", 0)}
+    if precision in reduced and not reduced[precision]:
+        raise KasfError(f"{engine_path} would be built from an {precision.upper()} graph but runs no layer in "
+                        f"{precision.upper()} (see {layers}): it is an FP32 engine")
 
 
 def _build_plan(trt, logger, onnx_path: Path, input_name: str, shapes: dict, settings: BuildSettings,
@@ -183,6 +138,21 @@ def _build_plan(trt, logger, onnx_path: Path, input_name: str, shapes: dict, set
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise KasfError(f"TensorRT {trt.__version__} cannot parse {onnx_path}: {errors or 'no reason given'}")
+    config = _configure(trt, builder, input_name, shapes, settings, weak_flag)
+    if settings.timing_cache is not None:
+        attach_timing_cache(config, settings.timing_cache)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise KasfError(f"TensorRT {trt.__version__} could not build {onnx_path} (its log above says why; "
+                        "a larger --workspace helps when it ran out of memory)")
+    if settings.timing_cache is not None:
+        save_timing_cache(config, settings.timing_cache)
+    return bytes(serialized)
+
+
+def _configure(trt, builder, input_name: str, shapes: dict, settings: BuildSettings, weak_flag: str | None):
+    """The builder config: workspace, optimisation level, detailed profiling (for the inspector),
+    no TF32, the weak typing flag where one is needed, one profile over the batch axis."""
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(settings.workspace_gib * (1 << 30)))
     config.builder_optimization_level = settings.optimization_level
@@ -193,18 +163,42 @@ def _build_plan(trt, logger, onnx_path: Path, input_name: str, shapes: dict, set
     profile = builder.create_optimization_profile()
     profile.set_shape(input_name, *(tuple(shapes[k]) for k in ("min", "opt", "max")))
     config.add_optimization_profile(profile)
-    cache_path = settings.timing_cache
-    if cache_path is not None:
-        cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
-        config.set_timing_cache(cache, ignore_mismatch=False)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise KasfError(f"TensorRT {trt.__version__} could not build {onnx_path} (its log above says why; "
-                        "a larger --workspace helps when it ran out of memory)")
-    if cache_path is not None:
-        cache_bytes = bytes(config.get_timing_cache().serialize())
-        atomic_write(cache_path, lambda tmp: Path(tmp).write_bytes(cache_bytes))
-    return bytes(serialized)
+    return config
+
+
+def attach_timing_cache(config, path: Path):
+    """Give the builder the timing cache in `path` (a new one when there is no file). A cache whose
+    device properties differ from this GPU's (set_timing_cache returns False) is replaced by a fresh
+    one, with a warning; the build then writes the fresh one over the stale file."""
+    blob = path.read_bytes() if path.is_file() else b""
+    cache = config.create_timing_cache(blob)
+    if cache is None:
+        raise KasfError(f"TensorRT cannot read the timing cache {path} (damaged, or written by another TensorRT "
+                        "version): delete it, or name another file with --timing-cache" if blob else
+                        "TensorRT could not create a new timing cache (its log above says why)")
+    if config.set_timing_cache(cache, ignore_mismatch=False):
+        return cache
+    if blob:
+        warnings.warn(f"TensorRT refused the timing cache {path}: it was recorded on a GPU with other device "
+                      "properties; building with a fresh cache, which then replaces it", stacklevel=4)
+        return _fresh_cache(config)
+    raise KasfError("TensorRT refused a new, empty timing cache (its log above says why)")
+
+
+def _fresh_cache(config):
+    cache = config.create_timing_cache(b"")
+    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
+        raise KasfError("TensorRT could not create a new timing cache (its log above says why)")
+    return cache
+
+
+def save_timing_cache(config, path: Path) -> None:
+    """Write the builder's timing cache (the one read, grown by the build, or the fresh one) to `path`."""
+    cache = config.get_timing_cache()
+    if cache is None:
+        raise KasfError(f"TensorRT holds no timing cache after the build: {path} is left as it was")
+    data = bytes(cache.serialize())
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def _sidecar(tensorrt_version: str, onnx_path: Path, meta: dict, typing: str, shapes: dict, settings: BuildSettings,
@@ -234,7 +228,12 @@ def _engine_information(trt, logger, plan: bytes, input_name: str, shape: list[i
     if engine is None:
         raise KasfError("TensorRT could not deserialise the plan it has just built (its log above says why)")
     context = engine.create_execution_context()
-    context.set_input_shape(input_name, tuple(shape))
+    set_input_shape(engine, context, input_name, shape, "the plan just built")
     inspector = engine.create_engine_inspector()
+    # A property: its setter's bool (false when the inspector refuses the context) does not reach
+    # Python, so the context is read back.
     inspector.execution_context = context
+    if inspector.execution_context is None:
+        raise KasfError("TensorRT's engine inspector refused the execution context of the plan just built (its log "
+                        "above says why): without it the layer information has no data types")
     return json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON))

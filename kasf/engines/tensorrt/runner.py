@@ -1,12 +1,14 @@
 """Running a TensorRT plan: the sidecar is checked against the running TensorRT and GPU first (a plan
 only runs on the TensorRT version and compute capability it was built for), then the plan is
 deserialised and run with execute_async_v3 on torch CUDA buffers through pinned host staging, on
-its own torch CUDA stream; optionally as one CUDA graph per batch size."""
+its own torch CUDA stream; optionally as one CUDA graph per batch size, replayed with that stream
+current (a replay goes to torch's current stream), and plain enqueues when a capture fails."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -17,6 +19,7 @@ from ...keypoints.skeleton import NUM_JOINTS
 from ..base import Engine, cuda_event_seconds
 from ..commands import reproduction_commands
 from ..variants import ModelFiles, Variant
+from .shapes import check_output_shape, set_input_shape
 from .sidecar import (check_engine_compatibility, cuda_index, import_tensorrt, read_sidecar, require_cuda,
                       sha256_bytes, sidecar_path)
 
@@ -102,9 +105,11 @@ class TensorRTEngine(Engine):
                                 "engines take and give float32: build it from a kasf ONNX export")
 
     def _bind(self, context, batch: int) -> None:
+        """The batch's input shape, then the output shape it gives checked against the output buffer
+        (sized [max_batch, frames, 17, 3]), then both buffers' addresses."""
         shape = (batch, self.n_frames, NUM_JOINTS, IN_CHANNELS)
-        if not context.set_input_shape(self.input_name, shape):
-            raise KasfError(f"TensorRT refused input shape {list(shape)} for {self.path}")
+        set_input_shape(self.engine, context, self.input_name, shape, str(self.path))
+        check_output_shape(context, self.output_name, shape, str(self.path))
         for name, buffer in ((self.input_name, self._device_input), (self.output_name, self._device_output)):
             if not context.set_tensor_address(name, buffer.data_ptr()):
                 raise KasfError(f"TensorRT refused the device buffer of {name!r} for {self.path}")
@@ -114,14 +119,21 @@ class TensorRTEngine(Engine):
             raise KasfError(f"TensorRT failed to run {self.path} (its log above says why)")
 
     def _capture(self, batch: int):
-        """TensorRT must run once after a shape change before its enqueue can be captured."""
+        """TensorRT must run once after a shape change before its enqueue can be captured. A failed
+        capture turns CUDA graphs off for this engine, with a warning saying why (as trtexec does);
+        None then."""
         context = self.engine.create_execution_context()
         self._bind(context, batch)
         self._enqueue(context)
         self.stream.synchronize()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
-            self._enqueue(context)
+        try:
+            capture(graph, self.stream, lambda: self._enqueue(context))
+        except KasfError as err:
+            self.cuda_graphs = False
+            warnings.warn(f"CUDA graphs are off for {self.path}: capturing its enqueue for batch {batch} failed "
+                          f"({err}); it runs plain enqueues", stacklevel=4)
+            return None
         self._graphs[batch] = (graph, context)
         return self._graphs[batch]
 
@@ -141,9 +153,12 @@ class TensorRTEngine(Engine):
 
     def _runner(self, batch: int):
         """What runs the engine on the device buffers for this batch: a graph replay, or an enqueue
-        on the shared context bound to the batch's shape."""
+        on the shared context bound to the batch's shape. Call it, and what it returns, with the
+        engine's stream current (`_on_stream`): a replay goes to torch's current stream."""
         if self.cuda_graphs:
-            return (self._graphs.get(batch) or self._capture(batch))[0].replay
+            captured = self._graphs.get(batch) or self._capture(batch)
+            if captured is not None:
+                return captured[0].replay
 
         def enqueue() -> None:
             if batch != self._context_batch:
@@ -152,10 +167,14 @@ class TensorRTEngine(Engine):
             self._enqueue(self.context)
         return enqueue
 
+    def _on_stream(self, work: Callable[[], Any]) -> Any:
+        with torch.cuda.device(self.device), torch.cuda.stream(self.stream):
+            return work()
+
     def compute_timer(self, batch: int):
-        with torch.cuda.device(self.device):
-            run = self._runner(batch)
-        return lambda: cuda_event_seconds(run, self.stream)
+        """Events on the engine's stream around a run queued on that same stream."""
+        run = self._on_stream(lambda: self._runner(batch))
+        return lambda: self._on_stream(lambda: cuda_event_seconds(run, self.stream))
 
     def metadata(self) -> dict:
         return {**super().metadata(), "path": str(self.path), "tensorrt_version": self.sidecar["tensorrt_version"],
@@ -167,3 +186,25 @@ class TensorRTEngine(Engine):
         self._graphs.clear()
         self.context = None
         self.engine = None
+
+
+def _attempt(work: Callable[[], Any]) -> str | None:
+    """None when work runs, else what went wrong (TensorRT's refusal, or torch's CUDA error)."""
+    try:
+        work()
+    except (KasfError, RuntimeError) as err:
+        return str(err)
+    return None
+
+
+def capture(graph, stream, enqueue: Callable[[], Any]) -> None:
+    """Capture enqueue into graph on stream, as trtexec does: whatever fails, the capture is ended
+    (the stream leaves capture mode; torch's check of the end clears CUDA's error, calling
+    cudaGetLastError) and a KasfError says why. Capturing in thread-local mode leaves other
+    threads' CUDA calls alone. (torch.cuda.graph would hide a failure behind its capture_end's.)"""
+    with torch.cuda.stream(stream):
+        graph.capture_begin(capture_error_mode="thread_local")
+        failed = _attempt(enqueue)
+        ended = _attempt(graph.capture_end)
+    if failed or ended:
+        raise KasfError("; ".join(reason for reason in (failed, ended) if reason))
