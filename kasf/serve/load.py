@@ -27,7 +27,7 @@ class LoadLevel:
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list, repr=False)
     batches: dict[int, int] = field(default_factory=dict)   # server batch size -> executions
-    errors: list[str] = field(default_factory=list)          # the first few, as the clients saw them
+    errors: dict[str, int] = field(default_factory=dict)     # what the clients saw -> how many times
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
@@ -98,7 +98,7 @@ def run_level(url: str, model: str, clips: np.ndarray, expected: np.ndarray, cli
                 poses = connection.infer(model, _request(grpc, clips[number % len(clips)])).as_numpy("poses_3d")[0]
                 outcome = None if np.allclose(poses, expected[number % len(clips)], atol=ATOL) else "mismatch"
             except Exception as err:     # what a client sees: recorded, not raised
-                outcome = f"request {number}: {type(err).__name__}: {str(err).splitlines()[0][:300]}"
+                outcome = f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"
             with lock:
                 level.sent += 1
                 if outcome is None:
@@ -107,8 +107,7 @@ def run_level(url: str, model: str, clips: np.ndarray, expected: np.ndarray, cli
                     level.mismatched += 1
                 else:
                     level.failed += 1
-                    if len(level.errors) < 5:
-                        level.errors.append(outcome)
+                    level.errors[outcome] = level.errors.get(outcome, 0) + 1
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     started = time.perf_counter()
@@ -120,7 +119,7 @@ def run_level(url: str, model: str, clips: np.ndarray, expected: np.ndarray, cli
     try:
         level.batches = batches_since(url, model, before, level.sent - level.failed)
     except Exception as err:            # the server is gone: no statistics
-        level.errors.append(f"statistics: {err}")
+        level.errors[f"statistics: {err}"] = 1
     return level
 
 
