@@ -10,9 +10,10 @@ the server it starts, not leaving them to the user:
 - The stub is built with pybind11 2.10, which reads numpy 2 arrays as empty: every response comes
   back with no data ("cannot reshape array of size 0", triton-inference-server/python_backend#384,
   fixed there by pybind11 2.12 but not in PyTriton's wheel). kasf needs numpy 2, so the stubs run in
-  a virtual environment of this interpreter that sees its site-packages but has numpy < 2 of its own
-  (the stub picks its prefix from the `python3` first on PATH, which PyTriton takes from
-  sys.exec_prefix). Only the stubs use it: they copy tensors between the server and this process.
+  a virtual environment of this interpreter's base with numpy < 2 of its own, which then sees this
+  interpreter's site-packages through a .pth file (PyTriton, zmq; this interpreter may be a venv
+  itself). The stub picks its prefix from the `python3` first on PATH, which PyTriton takes from
+  sys.exec_prefix. Only the stubs use it: they copy tensors between the server and this process.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ..files import default_cache_dir
 
 PYTRITON = "nvidia-pytriton"
 STUB_NUMPY = "numpy>=1.21,<2"
+PTH_NAME = "kasf-parent-site-packages.pth"
 INSTALL_HINT = (f"pip install --no-deps {PYTRITON}==0.7.0 && pip install 'kasf[serve]' (PyTriton pins numpy < 2, "
                 "kasf needs numpy 2: see the README's 'Serving' section)")
 
@@ -62,27 +64,41 @@ def stub_numpy_version(env: Path) -> str | None:
     return found.stdout.strip() if found.returncode == 0 else None
 
 
+def parent_site_packages() -> str:
+    """The .pth text that shows the stubs this interpreter's site-packages, after their own."""
+    folders = [path for path in sys.path if Path(path).name in ("site-packages", "dist-packages")]
+    return "".join(f"{path}\n" for path in dict.fromkeys(folders))
+
+
+def _site_packages(env: Path) -> Path:
+    return env / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+
 def prepare_stub_env(env: Path | None = None) -> Path:
-    """The stubs' environment: made (staged beside its place, then renamed) when it is missing or its
-    numpy is 2 or later. Making it needs PyPI or pip's cache for numpy < 2."""
+    """The stubs' environment: made (staged beside its place, then renamed) when it is missing, its
+    numpy is 2 or later, or it shows another interpreter's packages. Making it needs PyPI or pip's
+    cache for numpy < 2."""
     import numpy
 
     if int(numpy.__version__.split(".")[0]) < 2:
         return Path(sys.exec_prefix)
     env = Path(env) if env is not None else default_stub_env()
+    link = _site_packages(env) / PTH_NAME
     found = stub_numpy_version(env)
-    if found is not None and int(found.split(".")[0]) < 2:
+    if found is not None and int(found.split(".")[0]) < 2 and link.is_file() \
+            and link.read_text() == parent_site_packages():
         return env
     env.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{env.name}.", dir=env.parent))
     try:
-        venv.EnvBuilder(system_site_packages=True, with_pip=True, clear=True).create(staging)
+        venv.EnvBuilder(with_pip=True, clear=True).create(staging)
         installed = subprocess.run([str(staging / "bin" / "python3"), "-m", "pip", "install", "-q",
                                     "--disable-pip-version-check", STUB_NUMPY],
                                    capture_output=True, text=True, timeout=600)
         if installed.returncode != 0:
             raise KasfError(f"could not make the Python backend stubs' environment {env} ({STUB_NUMPY}): "
                             f"{installed.stderr.strip()[-600:]}")
+        (_site_packages(staging) / PTH_NAME).write_text(parent_site_packages())
         shutil.rmtree(env, ignore_errors=True)
         staging.rename(env)
     finally:

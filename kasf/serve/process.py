@@ -66,8 +66,11 @@ class ServerProcess:
         return self
 
     def ready(self) -> bool:
+        """Triton says the batch model is ready, and kasf serve has said it serves (every model loaded)."""
         import tritonclient.http as http
 
+        if not any(line.startswith("serving ") for line in self.lines):
+            return False
         try:
             client = http.InferenceServerClient(self.http, connection_timeout=2.0, network_timeout=2.0)
             return client.is_server_ready() and client.is_model_ready(self.name)
