@@ -14,6 +14,13 @@ the server it starts, not leaving them to the user:
   interpreter's site-packages through a .pth file (PyTriton, zmq; this interpreter may be a venv
   itself). The stub picks its prefix from the `python3` first on PATH, which PyTriton takes from
   sys.exec_prefix. Only the stubs use it: they copy tensors between the server and this process.
+
+A third one shows with two or more instances. Triton initializes a model's instances in parallel,
+and PyTriton's instances 1..N-1 fetch their configuration from a socket instance 0 opens: they wait
+1 s for its file, then connect once. When instance 0 is late, or the file exists but nobody listens
+yet (between bind and listen), the load fails with "Timeout occurred while waiting for config file"
+or "[Errno 111] Connection refused" (seen in CI on a loaded 2-core machine). The copy of PyTriton's
+`communication.py` the stubs get therefore fetches again until HANDSHAKE_WAIT_S have passed.
 """
 
 from __future__ import annotations
@@ -36,6 +43,23 @@ from ..files import default_cache_dir
 PYTRITON = "nvidia-pytriton"
 STUB_NUMPY = "numpy>=1.21,<2"
 PTH_NAME = "kasf-parent-site-packages.pth"
+HANDSHAKE_WAIT_S = 120.0
+HANDSHAKE_RETRY = f'''
+
+_pytriton_get_config_from_handshake_server = get_config_from_handshake_server
+
+
+def get_config_from_handshake_server(socket_path, timeout_s=1.0):
+    """kasf: fetched again until instance 0 listens, or {HANDSHAKE_WAIT_S:.0f} s have passed."""
+    deadline = time.monotonic() + max(timeout_s, {HANDSHAKE_WAIT_S})
+    while True:
+        try:
+            return _pytriton_get_config_from_handshake_server(socket_path, timeout_s)
+        except (ConnectionRefusedError, FileNotFoundError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+'''
 INSTALL_HINT = (f"pip install --no-deps {PYTRITON}==0.7.0 && pip install 'kasf[serve]' (PyTriton pins numpy < 2, "
                 "kasf needs numpy 2: see the README's 'Serving' section)")
 
@@ -106,20 +130,35 @@ def prepare_stub_env(env: Path | None = None) -> Path:
     return env
 
 
+def proxy_files_with_handshake_retry(files: dict[str, bytes]) -> dict[str, bytes]:
+    """PyTriton's proxy files for a stub, its communication.py ending in HANDSHAKE_RETRY (model.py
+    imports the name after the module ran, so the retrying one is what it calls)."""
+    patched = dict(files)
+    for name, text in files.items():
+        if name.endswith("/communication.py"):
+            patched[name] = text + HANDSHAKE_RETRY.encode()
+    return patched
+
+
 @contextlib.contextmanager
 def server_environment(stub_env: Path) -> Iterator[None]:
-    """While PyTriton starts tritonserver (it copies os.environ then), the interpreter's LIBDIR first
-    on LD_LIBRARY_PATH and the stubs' Python taken from stub_env; both restored afterwards."""
+    """While PyTriton starts tritonserver (it copies os.environ then) and loads the models: the
+    interpreter's LIBDIR first on LD_LIBRARY_PATH, the stubs' Python taken from stub_env, and the
+    stubs' handshake retried; all restored afterwards."""
+    from pytriton.models.model import Model
     from pytriton.server import triton_server
 
     saved_path = os.environ.get("LD_LIBRARY_PATH")
     saved_env = triton_server.get_triton_python_backend_python_env
+    saved_files = Model.get_proxy_model_files
     libdir = sysconfig.get_config_var("LIBDIR")
     os.environ["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (libdir, saved_path) if p)
     triton_server.get_triton_python_backend_python_env = lambda: Path(stub_env)
+    Model.get_proxy_model_files = lambda model: proxy_files_with_handshake_retry(saved_files(model))
     try:
         yield
     finally:
+        Model.get_proxy_model_files = saved_files
         triton_server.get_triton_python_backend_python_env = saved_env
         if saved_path is None:
             os.environ.pop("LD_LIBRARY_PATH", None)
