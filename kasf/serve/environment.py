@@ -43,7 +43,7 @@ from ..files import default_cache_dir
 PYTRITON = "nvidia-pytriton"
 STUB_NUMPY = "numpy>=1.21,<2"
 PTH_NAME = "kasf-parent-site-packages.pth"
-HANDSHAKE_WAIT_S = 120.0
+HANDSHAKE_WAIT_S = 45.0  # under the 60 s PyTriton gives the load request, so a real failure is reported
 HANDSHAKE_RETRY = f'''
 
 _pytriton_get_config_from_handshake_server = get_config_from_handshake_server
